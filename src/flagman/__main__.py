@@ -1,0 +1,4 @@
+from flagman.cli.main import cli
+
+if __name__ == "__main__":
+    cli()

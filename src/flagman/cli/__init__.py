@@ -1,0 +1,1 @@
+"""The `flagman` command: one module per command group."""

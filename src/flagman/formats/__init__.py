@@ -1,0 +1,1 @@
+"""Wire formats other than the internal OpenAI chat shape (Anthropic Messages)."""

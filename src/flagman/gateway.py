@@ -1,0 +1,252 @@
+"""The gateway core, independent of HTTP: route, attempt, account, log.
+
+One `Gateway` per server.  It owns what lives across config reloads (the
+HTTP session, deployment health, the retry budget, the log writer) and the
+current `Runtime`, which a reload swaps atomically.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from flagman.config import Config, load_config
+from flagman.errors import FlagmanError, UpstreamError
+from flagman.metrics import Metrics
+from flagman.providers.base import ChatResult
+from flagman.reliability.attempts import AttemptLoop, PlanEntry
+from flagman.reliability.retry import RetryBudget
+from flagman.reliability.state import HealthBoard
+from flagman.runtime import Runtime, Target
+from flagman.store.base import RequestRecord
+from flagman.store.sqlite import SQLiteLogStore
+from flagman.store.writer import BatchWriter
+from flagman.types import ChatRequest, Decision, Usage
+
+log = logging.getLogger("flagman")
+
+
+@dataclass
+class Exchange:
+    """One client request on its way through the gateway."""
+
+    req: ChatRequest
+    endpoint: str
+    runtime: Runtime
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    t0: float = field(default_factory=time.perf_counter)
+    created: float = field(default_factory=time.time)
+    decision: Decision | None = None
+    loop: AttemptLoop | None = None
+    target: Target | None = None
+    usage: Usage = field(default_factory=Usage)
+    status: int = 200
+    error_class: str | None = None
+    ttft_s: float | None = None
+    response_text: str | None = None
+
+    @property
+    def cost(self) -> float:
+        return self.target.provider.cost(self.usage) if self.target else 0.0
+
+    def overhead_ms(self, now: float | None = None) -> float:
+        total = (now or time.perf_counter()) - self.t0
+        upstream = self.loop.upstream_s if self.loop else 0.0
+        return max(0.0, (total - upstream) * 1000)
+
+    def fail(self, exc: FlagmanError) -> None:
+        self.status, self.error_class = exc.status, exc.error_class
+
+
+class Gateway:
+    def __init__(self, config: Config, config_path: str | Path | None = None) -> None:
+        self.config_path = Path(config_path) if config_path else None
+        self.health = HealthBoard(config.reliability.breaker)
+        self.budget = RetryBudget(config.reliability.retry)
+        self.rng = random.Random()
+        self.metrics = Metrics()
+        self.resources: dict[str, Any] = {}  # encoders, learned routers: kept across reloads
+        self.session: aiohttp.ClientSession | None = None
+        self._config = config
+        self.runtime: Runtime | None = None
+        self.store = SQLiteLogStore(config.resolve_path(config.log.path))
+        self.writer: BatchWriter | None = None
+        self._mtime = self._stat()
+        self.reloads = 0
+        self.started = time.time()
+
+    @property
+    def config(self) -> Config:
+        return self.runtime.config if self.runtime else self._config
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
+        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        # Building may load encoders or router weights: keep it off the event loop.
+        self.runtime = await asyncio.to_thread(Runtime, self._config, self.session, self.resources)
+        lc = self._config.log
+        self.writer = BatchWriter(self.store, batch_size=lc.batch_size,
+                                  flush_interval=lc.flush_interval, sinks=[self.metrics.observe])
+        self.writer.start()
+
+    async def close(self) -> None:
+        if self.writer:
+            await self.writer.close()
+        if self.runtime:
+            await self.runtime.aclose()
+        if self.session:
+            await self.session.close()
+        self.store.close()
+
+    # -- config reload -------------------------------------------------------------------------
+
+    def _stat(self) -> float | None:
+        try:
+            return self.config_path.stat().st_mtime_ns if self.config_path else None
+        except OSError:
+            return None
+
+    async def reload(self) -> bool:
+        """Load the config file again; a broken file is logged and the old config kept."""
+        if self.config_path is None:
+            return False
+        self._mtime = self._stat()
+        try:
+            cfg = await asyncio.to_thread(load_config, self.config_path)
+            runtime = await asyncio.to_thread(Runtime, cfg, self.session, self.resources)
+        except FlagmanError as exc:
+            log.error("config reload rejected, still serving the previous config:\n%s", exc)
+            self.metrics.reloads.labels(result="rejected").inc()
+            return False
+        old, self.runtime = self.runtime, runtime
+        self.health.breaker = cfg.reliability.breaker
+        self.reloads += 1
+        self.metrics.reloads.labels(result="applied").inc()
+        log.info("config reloaded from %s", self.config_path)
+        if old is not None:
+            # Requests in flight hold `old`; close its routers' resources a little later.
+            asyncio.get_running_loop().call_later(30, lambda: asyncio.ensure_future(old.aclose()))
+        return True
+
+    async def watch(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.server.reload_interval)
+            if self.config_path is not None and self._stat() != self._mtime:
+                await self.reload()
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def exchange(self, req: ChatRequest, endpoint: str) -> Exchange:
+        assert self.runtime is not None, "gateway not started"
+        return Exchange(req, endpoint, self.runtime)
+
+    async def route(self, ex: Exchange) -> list[PlanEntry[Target]]:
+        ex.decision = await ex.runtime.decide(ex.req)
+        plan = ex.runtime.plan(ex.req, ex.decision, self.health, self.rng)
+        gcfg = ex.runtime.group_cfg[ex.decision.group or ""]
+        ex.loop = AttemptLoop(self.health, ex.runtime.config.reliability.retry, self.budget,
+                              self.rng, set(gcfg.fallback_on))
+        return plan
+
+    def upstream_body(self, ex: Exchange, entry: PlanEntry[Target]) -> dict[str, Any]:
+        body = {**ex.req.body, "model": entry.target.deployment.upstream_model}
+        if ex.req.stream:
+            # Always ask for usage so cost is known; stripped again if the client did not ask.
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        return body
+
+    async def complete(self, ex: Exchange) -> ChatResult:
+        plan = await self.route(ex)
+        assert ex.loop is not None
+
+        async def call(entry: PlanEntry[Target]) -> ChatResult:
+            return await entry.target.provider.complete(self.upstream_body(ex, entry))
+
+        entry, result = await ex.loop.run(plan, call)
+        ex.target, ex.usage = entry.target, result.usage
+        if ex.decision:
+            ex.decision.deployment = entry.id
+        if self.config.log.store_bodies:
+            msg = (result.data.get("choices") or [{}])[0].get("message") or {}
+            ex.response_text = str(msg.get("content") or "")
+        return result
+
+    async def open_stream(
+        self, ex: Exchange
+    ) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
+        """Attempt until an upstream sends its first chunk; failover stops there."""
+        plan = await self.route(ex)
+        assert ex.loop is not None
+
+        async def call(
+            entry: PlanEntry[Target],
+        ) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
+            it = entry.target.provider.stream(self.upstream_body(ex, entry))
+            try:
+                first = await it.__anext__()
+            except StopAsyncIteration:
+                raise UpstreamError(f"upstream {entry.id} sent an empty stream",
+                                    deployment=entry.id) from None
+            except BaseException:
+                await _aclose(it)
+                raise
+            return first, it
+
+        entry, (first, it) = await ex.loop.run(plan, call)
+        ex.target = entry.target
+        ex.ttft_s = time.perf_counter() - ex.t0
+        if ex.decision:
+            ex.decision.deployment = entry.id
+        return first, it
+
+    def stream_failed(self, ex: Exchange, exc: FlagmanError) -> None:
+        ex.fail(exc)
+        if ex.target is not None:
+            self.health.failure(ex.target.id, exc.error_class, exc.retry_after)
+
+    def finish(self, ex: Exchange) -> None:
+        """Hand the finished request to the log writer (never blocks)."""
+        if self.writer is None:
+            return
+        d = ex.decision
+        store_bodies = ex.runtime.config.log.store_bodies
+        now = time.perf_counter()
+        rec = RequestRecord(
+            id=ex.id, created=ex.created, endpoint=ex.endpoint, requested_model=ex.req.model,
+            key_id=ex.req.key_id, group_name=d.group if d else None,
+            deployment=ex.target.id if ex.target else None,
+            strategy=d.strategy if d else None, decision=d.to_dict() if d else None,
+            status=ex.status, error_class=ex.error_class,
+            attempts=[a.to_dict() for a in (ex.loop.attempts if ex.loop else [])],
+            stream=ex.req.stream, latency_ms=(now - ex.t0) * 1000,
+            ttft_ms=ex.ttft_s * 1000 if ex.ttft_s is not None else None,
+            overhead_ms=ex.overhead_ms(now), prompt_tokens=ex.usage.prompt_tokens,
+            completion_tokens=ex.usage.completion_tokens, cost_usd=ex.cost,
+            prompt=_redacted_prompt(ex) if store_bodies else None,
+            response=ex.response_text if store_bodies else None,
+        )
+        self.writer.submit(rec)
+
+
+def _redacted_prompt(ex: Exchange) -> str:
+    text = ex.req.conversation_text
+    redact = ex.decision.scores.get("_redactor") if ex.decision else None
+    return redact(text) if callable(redact) else text
+
+
+async def _aclose(it: AsyncIterator[Any]) -> None:
+    close = getattr(it, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:  # closing a broken upstream must not mask the real error
+            log.debug("closing upstream stream failed", exc_info=True)

@@ -1,0 +1,1 @@
+"""Reliability: retries, fallback chains, circuit breakers, timeouts."""

@@ -1,0 +1,1 @@
+"""Routing: the decision, before any generation, of which model answers."""

@@ -1,0 +1,95 @@
+"""A batching writer that keeps the request log and metrics off the request path.
+
+Handlers call `submit(record)` (a non-blocking queue put).  One background
+task drains the queue in batches: in-memory sinks (metrics) run on the loop,
+the store's `write` runs in a thread so SQLite never blocks a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+from flagman.store.base import LogStore, RequestRecord
+
+log = logging.getLogger("flagman.log")
+
+Sink = Callable[[list[RequestRecord]], None]
+
+
+class BatchWriter:
+    def __init__(
+        self,
+        store: LogStore,
+        *,
+        batch_size: int = 256,
+        flush_interval: float = 0.2,
+        sinks: list[Sink] | None = None,
+        max_queue: int = 100_000,
+    ) -> None:
+        self.store = store
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.sinks = sinks or []
+        self._queue: asyncio.Queue[RequestRecord] = asyncio.Queue(max_queue)
+        self._task: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.dropped = 0
+        self.written = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="flagman-log-writer")
+
+    def submit(self, record: RequestRecord) -> None:
+        try:
+            self._queue.put_nowait(record)
+            self._idle.clear()
+        except asyncio.QueueFull:
+            # Dropping a log row beats blocking a request; the count is exported as a metric.
+            self.dropped += 1
+
+    async def _run(self) -> None:
+        while True:
+            first = await self._queue.get()
+            batch = [first]
+            deadline = asyncio.get_running_loop().time() + self.flush_interval
+            while len(batch) < self.batch_size:
+                timeout = deadline - asyncio.get_running_loop().time()
+                if timeout <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
+                except TimeoutError:
+                    break
+            await self._write(batch)
+            if self._queue.empty():
+                self._idle.set()
+
+    async def _write(self, batch: list[RequestRecord]) -> None:
+        for sink in self.sinks:
+            try:
+                sink(batch)
+            except Exception:  # a broken sink must not stop the log
+                log.exception("log sink failed")
+        try:
+            await asyncio.to_thread(self.store.write, batch)
+            self.written += len(batch)
+        except Exception:
+            log.exception("writing %d log rows failed", len(batch))
+
+    async def flush(self, timeout: float = 10.0) -> None:
+        """Wait until everything submitted so far is written."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), timeout)
+
+    async def close(self) -> None:
+        await self.flush()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

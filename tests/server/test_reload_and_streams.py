@@ -1,0 +1,98 @@
+"""Hot reload (good and broken files), client disconnects and cut streams."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import httpx
+import openai
+import yaml
+from tests.conftest import openai_model
+from tests.fakes.openai_upstream import Reply
+
+MSG = [{"role": "user", "content": "hi"}]
+
+
+def _wait(pred, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _rewrite(path, mutate) -> None:  # type: ignore[no-untyped-def]
+    cfg = yaml.safe_load(path.read_text())
+    mutate(cfg)
+    path.write_text(yaml.safe_dump(cfg))
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
+
+
+def test_reload_applies_good_file_and_rejects_broken(make_gateway, upstream, upstream_b) -> None:
+    gw = make_gateway({"server": {"reload_interval": 0.05},
+                       "models": [openai_model("m", upstream)]})
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
+    # a slow request in flight while the file changes must finish on the old config
+    upstream.enqueue(Reply(delay=0.6, text="old config"))
+    result: dict[str, str] = {}
+    t = threading.Thread(target=lambda: result.setdefault(
+        "text", client.chat.completions.create(model="m", messages=MSG).choices[0].message.content))
+    t.start()
+    time.sleep(0.1)
+    _rewrite(gw.config_path, lambda c: c["models"].append(openai_model("new", upstream_b)))
+    assert _wait(lambda: "new" in [m.id for m in client.models.list()])
+    t.join()
+    assert result["text"] == "old config"
+    assert client.chat.completions.create(model="new", messages=MSG).choices[0].message.content
+
+    # a broken file is rejected and the previous config keeps serving
+    gw.config_path.write_text("models: [ {name: 1, unknown_key: true} ")
+    os.utime(gw.config_path, ns=(time.time_ns(), time.time_ns() + 2 * 10**9))
+    assert _wait(lambda: 'result="rejected"} 1.0' in gw.get("/metrics").text)
+    assert [m.id for m in client.models.list()] == ["m", "new"]
+    assert client.chat.completions.create(model="m", messages=MSG).choices[0].message.content
+
+
+def test_reload_on_sighup_path(make_gateway, upstream) -> None:
+    """SIGHUP calls the same reload; in a test thread we call it directly."""
+    gw = make_gateway({"server": {"reload_interval": 3600},
+                       "models": [openai_model("m", upstream)]})
+    _rewrite(gw.config_path, lambda c: c["models"].append(openai_model("extra", upstream)))
+    assert gw.call(gw.gateway.reload) is True
+    assert "extra" in [m["id"] for m in gw.get("/v1/models").json()["data"]]
+    assert signal.SIGHUP  # the server registers it when run from the CLI (main thread)
+
+
+def test_client_disconnect_cancels_upstream(make_gateway, upstream) -> None:
+    upstream.enqueue(Reply(text=" ".join(["w"] * 50), chunk_delay=0.2))
+    gw = make_gateway({"models": [openai_model("m", upstream)]})
+    with httpx.stream("POST", gw.url + "/v1/chat/completions", timeout=10,
+                      json={"model": "m", "messages": MSG, "stream": True}) as r:
+        for line in r.iter_lines():
+            if line.startswith("data:"):
+                break  # first chunk seen: hang up
+    assert _wait(lambda: upstream.cancelled == 1 and upstream.active == 0, 5)
+    row = gw.rows()[-1]
+    assert row["status"] == 499 and row["error_class"] == "client_disconnected"
+
+
+def test_stream_cut_after_first_token_ends_with_error_event(make_gateway, upstream) -> None:
+    upstream.enqueue(Reply(text="one two three", cut_after=2))
+    gw = make_gateway({"models": [openai_model("m", upstream)]})
+    with httpx.stream("POST", gw.url + "/v1/chat/completions", timeout=10,
+                      json={"model": "m", "messages": MSG, "stream": True}) as r:
+        lines = [ln for ln in r.iter_lines() if ln.startswith("data:")]
+    assert lines[-1] == "data: [DONE]"
+    assert '"error"' in lines[-2] and "upstream_" in lines[-2]
+    client = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
+    upstream.enqueue(Reply(text="one two three", cut_after=2))
+    try:
+        list(client.chat.completions.create(model="m", messages=MSG, stream=True))
+        raised = False
+    except openai.APIError:
+        raised = True
+    assert raised, "the SDK must see the error event, not a silently short answer"
