@@ -231,16 +231,15 @@ class Gateway:
             ttft_ms=ex.ttft_s * 1000 if ex.ttft_s is not None else None,
             overhead_ms=ex.overhead_ms(now), prompt_tokens=ex.usage.prompt_tokens,
             completion_tokens=ex.usage.completion_tokens, cost_usd=ex.cost,
-            prompt=_redacted_prompt(ex) if store_bodies else None,
-            response=ex.response_text if store_bodies else None,
+            prompt=_redacted(ex, ex.req.conversation_text) if store_bodies else None,
+            response=_redacted(ex, ex.response_text) if store_bodies else None,
         )
         self.writer.submit(rec)
 
 
-def _redacted_prompt(ex: Exchange) -> str:
-    text = ex.req.conversation_text
-    redact = ex.decision.scores.get("_redactor") if ex.decision else None
-    return redact(text) if callable(redact) else text
+def _redacted(ex: Exchange, text: str | None) -> str | None:
+    redact = ex.decision.redact if ex.decision else None
+    return redact(text) if redact is not None and text is not None else text
 
 
 async def _aclose(it: AsyncIterator[Any]) -> None:

@@ -9,6 +9,7 @@ feedback loop all read.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -127,6 +128,8 @@ class Decision:
     fallbacks: list[str] = field(default_factory=list)  # router-level fallback groups
     rejected: list[dict[str, str]] = field(default_factory=list)
     redactions: list[str] = field(default_factory=list)  # kinds of values redacted in the log
+    #: set by the policy step: replaces sensitive values before anything is logged
+    redact: Callable[[str], str] | None = field(default=None, repr=False)
     scores: dict[str, Any] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
 
@@ -143,6 +146,7 @@ class Decision:
             "deployment": self.deployment,
             "strategy": self.strategy,
             "required_tags": self.required_tags,
+            "redactions": self.redactions,
             "steps": [s.to_dict() for s in self.steps],
             "rejected": self.rejected,
             "scores": self.scores,
