@@ -24,6 +24,7 @@ matching message strings.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -173,6 +174,17 @@ _CONTEXT_CODES = {"context_length_exceeded", "context_window_exceeded", "string_
 _POLICY_CODES = {"content_filter", "content_policy_violation", "content_policy"}
 
 
+_SECRETISH = re.compile(
+    r"\b(?:sk|pk|rk)-[A-Za-z0-9_*.-]{6,}|\bAKIA[0-9A-Z]{8,}|\bgh[pousr]_[A-Za-z0-9]{8,}"
+    r"|\bAIza[0-9A-Za-z_-]{8,}|\bBearer\s+\S+",
+)
+
+
+def scrub_secrets(text: str) -> str:
+    """Remove key-like strings from upstream messages (OpenAI's 401 echoes part of the key)."""
+    return _SECRETISH.sub("[redacted]", text)
+
+
 def parse_retry_after(value: str | None) -> float | None:
     if not value:
         return None
@@ -203,6 +215,7 @@ def classify_upstream(
         etype = err.get("type")
     else:
         message, code, etype = f"upstream answered HTTP {status}", None, None
+    message = scrub_secrets(message)
     markers = {str(code), str(etype)}
     retry_after = parse_retry_after((headers or {}).get("retry-after"))
     kw: dict[str, Any] = {"deployment": deployment}

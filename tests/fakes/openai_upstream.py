@@ -29,6 +29,7 @@ class Reply:
     status: int = 200
     error_code: str | None = None  # OpenAI error.code for status >= 400
     error_type: str | None = None
+    error_message: str | None = None  # default "fake <status>"
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0  # before the response headers
     ttft_delay: float = 0.0  # streams: after the headers, before the first chunk
@@ -129,7 +130,7 @@ class FakeOpenAIUpstream:
             request.transport.close()
             return web.Response(status=500)
         if reply.status >= 400:
-            err = {"error": {"message": f"fake {reply.status}", "type": reply.error_type or "api_error",
+            err = {"error": {"message": reply.error_message or f"fake {reply.status}", "type": reply.error_type or "api_error",
                              "code": reply.error_code, "param": None}}
             return web.Response(status=reply.status, body=orjson.dumps(err), headers=reply.headers,
                                 content_type="application/json")

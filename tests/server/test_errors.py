@@ -42,3 +42,36 @@ def test_error_mapping(make_gateway, upstream, reply, status, error_class, exc) 
         assert info.value.response.headers["retry-after"] == "7"
     row = gw.rows()[-1]
     assert row["error_class"] == error_class and row["status"] == status
+
+
+def test_provider_key_never_reaches_client_or_log(make_gateway, upstream, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    key = "sk-live-0123456789abcdefghijklmnop"
+    monkeypatch.setenv("FAKE_PROVIDER_KEY", key)
+    upstream.enqueue(Reply(status=401, error_type="invalid_request_error",
+                           error_message=f"Incorrect API key provided: {key[:8]}****{key[-4:]}"
+                                         f" (Bearer {key})"))
+    gw = make_gateway({"models": [openai_model("m", upstream, api_key="env:FAKE_PROVIDER_KEY")]})
+    r = gw.post("/v1/chat/completions", json={"model": "m", "messages": [
+        {"role": "user", "content": "x"}]})
+    assert r.status_code == 401
+    assert upstream.requests[-1].headers["authorization"] == f"Bearer {key}"
+    assert key not in r.text and key[:8] not in r.text and key[-4:] not in r.text
+    assert key not in gw.get("/metrics").text and key not in gw.get("/readyz").text
+    assert all(key not in str(v) for row in gw.rows() for v in row.values())
+
+
+def test_literal_secret_in_config_is_refused(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from flagman.config import parse_config
+    from flagman.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        parse_config({"models": [{"name": "m", "api_key": "sk-literal"}]})
+    assert "models[0].api_key: secrets must be given as env:" in str(info.value)
+    assert "sk-literal" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        parse_config({"models": [{"name": "m", "api_key": "env:FLAGMAN_SURELY_UNSET"}]})
+    assert "FLAGMAN_SURELY_UNSET is not set" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        parse_config({"models": [{"name": "m", "bogus": 1}], "sever": {}})
+    text = str(info.value)
+    assert "models[0].bogus: Extra inputs are not permitted" in text and "sever" in text
