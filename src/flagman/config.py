@@ -88,6 +88,15 @@ class RouterConfig(Strict):
     description: str | None = None
 
 
+class LearnedNamesConfig(Strict):
+    """RouteLLM-style model names: `router-mf-0.116` = router `mf`, threshold 0.116."""
+
+    strong: str
+    weak: str
+    #: router kind in the name → artifact folder (or "default", the shipped router)
+    routers: dict[str, str] = Field(default_factory=lambda: {"mf": "default"})
+
+
 class LogConfig(Strict):
     backend: Literal["sqlite"] = "sqlite"
     path: str = "flagman.db"
@@ -131,6 +140,7 @@ class Config(Strict):
     models: Annotated[list[Deployment], Field(min_length=1)]
     groups: dict[str, GroupConfig] = Field(default_factory=dict)
     routers: list[RouterConfig] = Field(default_factory=list)
+    learned: LearnedNamesConfig | None = None
     reliability: ReliabilityConfig = Field(default_factory=ReliabilityConfig)
     #: folder against which relative paths in the file are resolved (set by the loader)
     base_dir: str = "."
@@ -200,6 +210,10 @@ def _check_cross_refs(cfg: Config, source: str) -> None:
         for j, fb in enumerate(r.fallbacks):
             if fb not in groups:
                 problems.append(f"routers[{i}].fallbacks[{j}]: unknown model group {fb!r}")
+    if cfg.learned is not None:
+        for key in ("strong", "weak"):
+            if getattr(cfg.learned, key) not in groups:
+                problems.append(f"learned.{key}: unknown model group {getattr(cfg.learned, key)!r}")
     if problems:
         raise ConfigError(f"{source}: invalid config\n  " + "\n  ".join(problems))
 

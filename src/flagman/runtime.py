@@ -25,7 +25,7 @@ from flagman.providers.base import Provider
 from flagman.reliability.attempts import PlanEntry
 from flagman.reliability.state import HealthBoard
 from flagman.routing import balance
-from flagman.routing.base import BuildContext
+from flagman.routing.base import BuildContext, Step
 from flagman.routing.pipeline import RouterPipeline
 from flagman.types import ChatRequest, Decision
 
@@ -82,6 +82,30 @@ class Runtime:
         for i, rc in enumerate(config.routers):
             ctx = BuildContext(config, f"routers[{i}]", resources, known)
             self.routers[rc.name] = RouterPipeline(rc, i, ctx)
+        self._resources = resources
+        self._known = known
+        self._named: dict[str, Step] = {}  # learned steps built for router-<kind>-<t> names
+
+    def named_router(self, name: str) -> Step | None:
+        """A learned step for a RouteLLM-style name, built on first use and kept."""
+        lc = self.config.learned
+        if lc is None or not name.startswith("router-"):
+            return None
+        step = self._named.get(name)
+        if step is not None:
+            return step
+        from flagman.learned.calibrate import parse_router_model_name
+        from flagman.routing.learned_step import LearnedStep
+
+        parsed = parse_router_model_name(name)
+        if parsed is None or parsed[0] not in lc.routers:
+            return None
+        kind, threshold = parsed
+        spec = {"router": lc.routers[kind], "threshold": threshold, "strong": lc.strong,
+                "weak": lc.weak}
+        ctx = BuildContext(self.config, f"learned.routers.{kind}", self._resources, self._known)
+        step = self._named[name] = LearnedStep(spec, ctx)
+        return step
 
     def model_names(self) -> list[str]:
         return [*self.routers, *self.groups]
@@ -100,6 +124,11 @@ class Runtime:
                 decision.strategy = router.name
             fallbacks = router.fallbacks or fallbacks
             target = await router.decide(req, decision)
+        if target not in self.groups and target == requested:
+            named = self.named_router(requested)
+            if named is not None:
+                decision.strategy = requested
+                target = await named.decide(req, decision) or self.config.learned.weak  # type: ignore[union-attr]
         if target not in self.groups:
             if target == requested:
                 raise NotFoundError(
