@@ -68,14 +68,30 @@ class Deployment(Strict):
         return self.model or self.name
 
 
+def _known_error_classes(names: list[str] | dict[str, int]) -> list[str] | dict[str, int]:
+    """A misspelt error class would silently never match: reject it when the file loads."""
+    unknown = [n for n in names if n not in ERROR_CLASS_NAMES]
+    if unknown:
+        raise ValueError(f"unknown error class {unknown[0]!r}; known: {', '.join(ERROR_CLASS_NAMES)}")
+    return names
+
+
 class GroupConfig(Strict):
     """Settings of one model group (deployments sharing a name)."""
 
     strategy: Literal["weighted", "least_busy", "latency", "cheapest", "ordered"] = "weighted"
     sticky: Literal["user", "conversation"] | None = None
     fallbacks: list[str] = Field(default_factory=list)  # ordered group names
+    #: error classes that may cross to the fallback groups (siblings fail over on any of them)
     fallback_on: list[str] = Field(default_factory=lambda: list(ERROR_CLASS_NAMES))
+    #: past the group's recent p95 latency, send a second copy to a sibling; first answer wins
     hedge: bool = False
+
+    @field_validator("fallback_on")
+    @classmethod
+    def _fallback_classes(cls, v: list[str]) -> list[str]:
+        _known_error_classes(v)
+        return v
 
 
 class RouterConfig(Strict):
@@ -113,20 +129,36 @@ class ServerConfig(Strict):
 
 
 class RetryConfig(Strict):
+    """How often one request may be re-sent, and how fast."""
+
     attempts: int = Field(2, ge=0)  # extra attempts per request, across deployments
-    backoff_base: float = Field(0.05, ge=0)  # seconds
-    backoff_max: float = Field(2.0, ge=0)
-    budget_ratio: float = Field(0.2, ge=0)  # extra upstream requests / first attempts
+    backoff_base: float = Field(0.05, ge=0)  # seconds; full jitter over base·2^n
+    backoff_max: float = Field(2.0, ge=0)  # also the longest Retry-After waited for in-request
+    #: re-sends to a deployment the request already tried / first sends to it, per deployment
+    budget_ratio: float = Field(0.2, ge=0)
     budget_window: float = Field(10.0, gt=0)  # seconds
+    budget_floor: int = Field(10, ge=0)  # re-sends always allowed per window (a quiet gateway)
+    #: at most this many further attempts after an error of the class (default: `attempts`)
     per_class: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("per_class")
+    @classmethod
+    def _per_class_names(cls, v: dict[str, int]) -> dict[str, int]:
+        _known_error_classes(v)
+        if any(n < 0 for n in v.values()):
+            raise ValueError("per-class retry counts must be >= 0")
+        return v
 
 
 class BreakerConfig(Strict):
+    """When a deployment is taken out of rotation, and for how long."""
+
     consecutive_failures: int = Field(5, gt=0)
-    error_rate: float = Field(0.5, gt=0, le=1)
-    window: float = Field(10.0, gt=0)
-    min_requests: int = Field(20, gt=0)
-    cooldown: float = Field(5.0, gt=0)  # seconds open before a half-open probe
+    error_rate: float = Field(0.5, gt=0, le=1)  # failure share over `window` that opens it
+    window: float = Field(10.0, gt=0)  # seconds
+    min_requests: int = Field(20, gt=0)  # outcomes in the window before the rate counts
+    cooldown: float = Field(5.0, gt=0)  # seconds open before a half-open probe; 429 default
+    max_cooldown: float = Field(300.0, gt=0)  # cap on an upstream's Retry-After
 
 
 class ReliabilityConfig(Strict):

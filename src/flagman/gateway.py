@@ -20,12 +20,13 @@ from typing import Any
 import aiohttp
 
 from flagman.config import Config, load_config
-from flagman.errors import FlagmanError, UpstreamError
+from flagman.errors import BadRequestError, FlagmanError
 from flagman.metrics import Metrics
 from flagman.providers.base import ChatResult
 from flagman.reliability.attempts import AttemptLoop, PlanEntry
 from flagman.reliability.retry import RetryBudget
 from flagman.reliability.state import HealthBoard
+from flagman.reliability.streams import PrefixedStream, first_token
 from flagman.runtime import Runtime, Target
 from flagman.store.base import RequestRecord
 from flagman.store.sqlite import SQLiteLogStore
@@ -129,6 +130,7 @@ class Gateway:
             return False
         old, self.runtime = self.runtime, runtime
         self.health.breaker = cfg.reliability.breaker
+        self.budget.cfg = cfg.reliability.retry
         self.reloads += 1
         self.metrics.reloads.labels(result="applied").inc()
         log.info("config reloaded from %s", self.config_path)
@@ -154,7 +156,8 @@ class Gateway:
         plan = ex.runtime.plan(ex.req, ex.decision, self.health, self.rng)
         gcfg = ex.runtime.group_cfg[ex.decision.group or ""]
         ex.loop = AttemptLoop(self.health, ex.runtime.config.reliability.retry, self.budget,
-                              self.rng, set(gcfg.fallback_on))
+                              self.rng, set(gcfg.fallback_on), hedge=gcfg.hedge,
+                              kind="stream" if ex.req.stream else "complete")
         return plan
 
     def upstream_body(self, ex: Exchange, entry: PlanEntry[Target]) -> dict[str, Any]:
@@ -183,25 +186,21 @@ class Gateway:
     async def open_stream(
         self, ex: Exchange
     ) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
-        """Attempt until an upstream sends its first chunk; failover stops there."""
+        """Attempt until an upstream sends its first token; failover stops there."""
         plan = await self.route(ex)
         assert ex.loop is not None
+        if not isinstance(ex.req.body.get("stream_options") or {}, dict):
+            # upstream_body merges include_usage into it: anything but an object is the client's
+            raise BadRequestError("stream_options must be an object", param="stream_options")
 
-        async def call(
-            entry: PlanEntry[Target],
-        ) -> tuple[dict[str, Any], AsyncIterator[dict[str, Any]]]:
+        async def call(entry: PlanEntry[Target]) -> tuple[dict[str, Any], PrefixedStream]:
             it = entry.target.provider.stream(self.upstream_body(ex, entry))
-            try:
-                first = await it.__anext__()
-            except StopAsyncIteration:
-                raise UpstreamError(f"upstream {entry.id} sent an empty stream",
-                                    deployment=entry.id) from None
-            except BaseException:
-                await _aclose(it)
-                raise
-            return first, it
+            return await first_token(it, entry.id, entry.target.deployment.ttft_timeout)
 
-        entry, (first, it) = await ex.loop.run(plan, call)
+        async def discard(opened: tuple[dict[str, Any], PrefixedStream]) -> None:
+            await opened[1].aclose()
+
+        entry, (first, it) = await ex.loop.run(plan, call, discard)
         ex.target = entry.target
         ex.ttft_s = time.perf_counter() - ex.t0
         if ex.decision:
@@ -211,7 +210,8 @@ class Gateway:
     def stream_failed(self, ex: Exchange, exc: FlagmanError) -> None:
         ex.fail(exc)
         if ex.target is not None:
-            self.health.failure(ex.target.id, exc.error_class, exc.retry_after)
+            # the attempt already released the deployment when its first token arrived
+            self.health.failure(ex.target.id, exc.error_class, exc.retry_after, release=False)
 
     def finish(self, ex: Exchange) -> None:
         """Hand the finished request to the log writer (never blocks)."""

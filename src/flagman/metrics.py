@@ -8,6 +8,8 @@ USD), `model` = the requested name, `deployment` = the one that answered.
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -41,25 +43,27 @@ class Metrics:
                                registry=r)
 
     def observe(self, records: list[RequestRecord]) -> None:
+        # Sum counters over the batch first: one labels().inc() per label set, not per record.
+        sums: defaultdict[tuple[Counter, tuple[str, ...]], float] = defaultdict(float)
         for rec in records:
             dep = rec.deployment or ""
             # Only names that routed become label values: clients cannot blow up cardinality.
             model = rec.requested_model if rec.group_name is not None else "(unknown)"
-            self.requests.labels(model, dep, str(rec.status)).inc()
+            sums[(self.requests, (model, dep, str(rec.status)))] += 1
             if rec.error_class:
-                self.errors.labels(model, rec.error_class).inc()
+                sums[(self.errors, (model, rec.error_class))] += 1
             for a in rec.attempts:
-                self.attempts.labels(a["deployment"], a["error_class"] or "ok").inc()
+                sums[(self.attempts, (a["deployment"], a["error_class"] or "ok"))] += 1
+            sums[(self.tokens, (dep, "prompt"))] += rec.prompt_tokens
+            sums[(self.tokens, (dep, "completion"))] += rec.completion_tokens
+            sums[(self.cost, (model, dep))] += rec.cost_usd
             self.latency.labels(dep).observe(rec.latency_ms / 1000)
             if rec.ttft_ms is not None:
                 self.ttft.labels(dep).observe(rec.ttft_ms / 1000)
             self.overhead.observe(rec.overhead_ms / 1000)
-            if rec.prompt_tokens:
-                self.tokens.labels(dep, "prompt").inc(rec.prompt_tokens)
-            if rec.completion_tokens:
-                self.tokens.labels(dep, "completion").inc(rec.completion_tokens)
-            if rec.cost_usd:
-                self.cost.labels(model, dep).inc(rec.cost_usd)
+        for (metric, labels), value in sums.items():
+            if value:
+                metric.labels(*labels).inc(value)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

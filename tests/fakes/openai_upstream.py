@@ -15,7 +15,7 @@ import asyncio
 import random
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -54,8 +54,13 @@ class Recorded:
 
 
 class FakeOpenAIUpstream:
-    def __init__(self, *, name: str = "fake", seed: int = 0) -> None:
+    def __init__(
+        self, *, name: str = "fake", seed: int = 0, keepalive_timeout: float = 75.0
+    ) -> None:
         self.name = name
+        #: idle keep-alive connections are closed after this long (chaos tests count open fds)
+        self.keepalive_timeout = keepalive_timeout
+        self.injected: Counter[str] = Counter()  # faults injected by `fault_rate`, by kind
         self.script: deque[Reply] = deque()
         self.default = Reply()
         self.fault_rate = 0.0
@@ -81,7 +86,9 @@ class FakeOpenAIUpstream:
         if self.script:
             return self.script.popleft()
         if self.fault_rate and self.rng.random() < self.fault_rate:
-            return self._fault(self.rng.choice(self.faults))
+            kind = self.rng.choice(self.faults)
+            self.injected[kind] += 1
+            return self._fault(kind)
         return self.default
 
     def _fault(self, kind: str) -> Reply:
@@ -212,7 +219,11 @@ class FakeOpenAIUpstream:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
+        # handler_cancellation: a gateway that hangs up (timeout, hedge loser) stops the handler,
+        # as a real server would stop generating.
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5,
+                                     handler_cancellation=True,
+                                     keepalive_timeout=self.keepalive_timeout)
         loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         loop.run_until_complete(site.start())

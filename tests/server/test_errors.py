@@ -20,14 +20,16 @@ CASES = [
     (Reply(status=503), 503, "upstream_unavailable", openai.InternalServerError),
     (Reply(status=500), 502, "upstream_error", openai.InternalServerError),
     (Reply(invalid_json=True), 502, "upstream_error", openai.InternalServerError),
-    (Reply(reset=True), 503, "upstream_unavailable", openai.InternalServerError),
+    # one reset is resent on a fresh connection (the keep-alive race); two are an outage
+    ([Reply(reset=True), Reply(reset=True)], 503, "upstream_unavailable",
+     openai.InternalServerError),
     (Reply(delay=3), 504, "timeout", openai.InternalServerError),
 ]
 
 
 @pytest.mark.parametrize(("reply", "status", "error_class", "exc"), CASES)
 def test_error_mapping(make_gateway, upstream, reply, status, error_class, exc) -> None:  # type: ignore[no-untyped-def]
-    upstream.enqueue(reply)
+    upstream.enqueue(*(reply if isinstance(reply, list) else [reply]))
     gw = make_gateway({
         "models": [openai_model("m", upstream, timeout=0.5)],
         "reliability": {"retry": {"attempts": 0}},

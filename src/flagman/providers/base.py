@@ -155,7 +155,9 @@ async def first_then_rest(
         return
     t0 = time.perf_counter()
     try:
-        first = await asyncio.wait_for(it.__anext__(), ttft_timeout)
+        # asyncio.timeout, not wait_for: no extra task that could outlive a cancellation
+        async with asyncio.timeout(ttft_timeout):
+            first = await anext(it)
     except StopAsyncIteration:
         return
     except TimeoutError:

@@ -55,12 +55,24 @@ class OpenAIProvider(Provider):
             raise UpstreamError(f"deployment {self.id} has no HTTP session")
         return self.session
 
+    async def _post(self, url: str, payload: bytes) -> aiohttp.ClientResponse:
+        """POST, retrying once when a pooled keep-alive connection turns out to be closed.
+
+        The upstream closing an idle connection just as we reuse it is a race no
+        upstream is at fault for; the request never reached it, so one immediate
+        resend on a fresh connection is safe and is not counted as an attempt.
+        """
+        session = self._session()
+        try:
+            return await session.post(url, data=payload, headers=self._headers,
+                                      timeout=self._timeout)
+        except aiohttp.ServerDisconnectedError:
+            return await session.post(url, data=payload, headers=self._headers,
+                                      timeout=self._timeout)
+
     async def complete(self, body: dict[str, Any]) -> ChatResult:
         with map_transport_errors(self.id):
-            async with self._session().post(
-                self._chat_url, data=orjson.dumps(body), headers=self._headers,
-                timeout=self._timeout,
-            ) as resp:
+            async with await self._post(self._chat_url, orjson.dumps(body)) as resp:
                 await raise_for_upstream(resp, self.id)
                 raw = await resp.read()
         data = decode_json(raw, self.id)
@@ -73,10 +85,7 @@ class OpenAIProvider(Provider):
 
     async def _stream(self, body: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
         with map_transport_errors(self.id):
-            async with self._session().post(
-                self._chat_url, data=orjson.dumps(body), headers=self._headers,
-                timeout=self._timeout,
-            ) as resp:
+            async with await self._post(self._chat_url, orjson.dumps(body)) as resp:
                 await raise_for_upstream(resp, self.id)
                 async for _event, data in iter_sse(resp):
                     if data == b"[DONE]":
@@ -93,10 +102,7 @@ class OpenAIProvider(Provider):
 
     async def embed(self, body: dict[str, Any]) -> dict[str, Any]:
         with map_transport_errors(self.id):
-            async with self._session().post(
-                self._embed_url, data=orjson.dumps(body), headers=self._headers,
-                timeout=self._timeout,
-            ) as resp:
+            async with await self._post(self._embed_url, orjson.dumps(body)) as resp:
                 await raise_for_upstream(resp, self.id)
                 raw = await resp.read()
         data = decode_json(raw, self.id)

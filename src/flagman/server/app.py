@@ -19,7 +19,7 @@ from starlette.routing import Route
 from flagman.config import Config, load_config
 from flagman.errors import BadRequestError, FlagmanError, NotFoundError
 from flagman.gateway import Gateway
-from flagman.server import admin, chat
+from flagman.server import admin, chat, openapi
 from flagman.server.http import error_response
 
 log = logging.getLogger("flagman.server")
@@ -60,6 +60,7 @@ def routes() -> list[Route]:
         Route("/healthz", admin.healthz, methods=["GET"]),
         Route("/readyz", admin.readyz, methods=["GET"]),
         Route("/metrics", admin.metrics, methods=["GET"]),
+        Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
     ]
 
 

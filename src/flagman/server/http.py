@@ -79,6 +79,10 @@ def validate_chat(body: dict[str, Any]) -> None:
     if not isinstance(body.get("model"), str) or not body["model"]:
         raise BadRequestError("you must provide a model parameter", param="model",
                               code="missing_model")
+    opts = body.get("stream_options")
+    if opts is not None and not isinstance(opts, dict):
+        raise BadRequestError("'stream_options' must be an object", param="stream_options",
+                              code="invalid_stream_options")
     msgs = body.get("messages")
     if not isinstance(msgs, list) or not msgs:
         raise BadRequestError("'messages' must be a non-empty array", param="messages",

@@ -54,16 +54,14 @@ class BatchWriter:
 
     async def _run(self) -> None:
         while True:
-            first = await self._queue.get()
-            batch = [first]
-            deadline = asyncio.get_running_loop().time() + self.flush_interval
+            batch = [await self._queue.get()]
+            # Let a batch gather instead of waking per row: one sleep per batch, not a
+            # wait_for (a task and a timer) per row, which cost more than the insert.
+            await asyncio.sleep(self.flush_interval)
             while len(batch) < self.batch_size:
-                timeout = deadline - asyncio.get_running_loop().time()
-                if timeout <= 0:
-                    break
                 try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), timeout))
-                except TimeoutError:
+                    batch.append(self._queue.get_nowait())
+                except asyncio.QueueEmpty:
                     break
             await self._write(batch)
             if self._queue.empty():
