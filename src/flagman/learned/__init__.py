@@ -1,0 +1,1 @@
+"""Learned routers: outcome data, training, calibration, evaluation, artifacts."""
