@@ -30,8 +30,7 @@ test: install lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
 bench: install
-	$(BIN)/python -m pip install -q -e '.[test,bench]'
-	@echo "see bench/README.md for each benchmark's command"
+	@echo "each benchmark's command and figures: bench/README.md"
 
 clean:
 	rm -rf $(VENV) .flagman .pytest_cache .mypy_cache .ruff_cache
