@@ -117,7 +117,7 @@ class LogConfig(Strict):
     backend: Literal["sqlite"] = "sqlite"
     path: str = "flagman.db"
     store_bodies: bool = False
-    batch_size: int = Field(256, gt=0)
+    batch_size: int = Field(1000, gt=0)
     flush_interval: float = Field(0.2, gt=0)  # seconds
 
 

@@ -44,7 +44,9 @@ async def readyz(request: Request) -> Response:
         deployments[dep_id] = {**h, "available": gw.health.cooldown_remaining(dep_id) == 0}
     ready = any(d["available"] for d in deployments.values())
     body = {"status": "ready" if ready else "degraded", "deployments": deployments,
-            "config_reloads": gw.reloads, "retry_budget": gw.budget.stats()}
+            "config_reloads": gw.reloads, "retry_budget": gw.budget.stats(),
+            "log": {"queued": gw.writer.queued if gw.writer else 0,
+                    "dropped": gw.writer.dropped if gw.writer else 0}}
     return JSONBytes(body, status_code=200 if ready else 503)
 
 

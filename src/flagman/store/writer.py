@@ -44,6 +44,10 @@ class BatchWriter:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="flagman-log-writer")
 
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
     def submit(self, record: RequestRecord) -> None:
         try:
             self._queue.put_nowait(record)
@@ -55,9 +59,11 @@ class BatchWriter:
     async def _run(self) -> None:
         while True:
             batch = [await self._queue.get()]
-            # Let a batch gather instead of waking per row: one sleep per batch, not a
-            # wait_for (a task and a timer) per row, which cost more than the insert.
-            await asyncio.sleep(self.flush_interval)
+            if self._queue.qsize() < self.batch_size - 1:
+                # Let a batch gather instead of waking per row: one sleep per batch, not a
+                # wait_for (a task and a timer) per row.  With a backlog, no sleep at all:
+                # the writer must be able to outrun the request rate.
+                await asyncio.sleep(self.flush_interval)
             while len(batch) < self.batch_size:
                 try:
                     batch.append(self._queue.get_nowait())
