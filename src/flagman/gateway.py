@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +43,7 @@ class Exchange:
     req: ChatRequest
     endpoint: str
     runtime: Runtime
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=lambda: os.urandom(16).hex())  # 4x cheaper than uuid4
     t0: float = field(default_factory=time.perf_counter)
     created: float = field(default_factory=time.time)
     decision: Decision | None = None
@@ -147,9 +147,13 @@ class Gateway:
 
     # -- requests --------------------------------------------------------------------------------
 
-    def exchange(self, req: ChatRequest, endpoint: str) -> Exchange:
+    def exchange(self, req: ChatRequest, endpoint: str, t0: float | None = None) -> Exchange:
+        """`t0`: when the handler started, so body parsing counts as flagman's overhead."""
         assert self.runtime is not None, "gateway not started"
-        return Exchange(req, endpoint, self.runtime)
+        ex = Exchange(req, endpoint, self.runtime)
+        if t0 is not None:
+            ex.t0 = t0
+        return ex
 
     async def route(self, ex: Exchange) -> list[PlanEntry[Target]]:
         ex.decision = await ex.runtime.decide(ex.req)

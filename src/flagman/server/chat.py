@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -43,12 +44,13 @@ async def parse_chat(request: Request, gw: Gateway) -> ChatRequest:
 
 
 async def chat_completions(request: Request) -> Response:
+    t0 = time.perf_counter()
     gw: Gateway = request.app.state.gateway
     try:
         req = await parse_chat(request, gw)
     except FlagmanError as exc:
         return error_response(exc, uuid.uuid4().hex)
-    ex = gw.exchange(req, "chat")
+    ex = gw.exchange(req, "chat", t0)
     if req.stream:
         return await _stream(gw, ex)
     try:

@@ -8,6 +8,7 @@ Anthropic's error body.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -35,6 +36,7 @@ def _anthropic_body(exc: FlagmanError) -> dict[str, Any]:
 
 
 async def messages(request: Request) -> Response:
+    t0 = time.perf_counter()
     gw: Gateway = request.app.state.gateway
     try:
         raw = await read_json(request, gw.config.server.max_body_bytes)
@@ -44,7 +46,7 @@ async def messages(request: Request) -> Response:
         return error_response(exc, uuid.uuid4().hex, body=_anthropic_body)
     req = ChatRequest(body, headers=request.headers)  # type: ignore[arg-type]
     model = str(raw.get("model"))
-    ex = gw.exchange(req, "messages")
+    ex = gw.exchange(req, "messages", t0)
     if req.stream:
         return await _stream(gw, ex, model)
     try:

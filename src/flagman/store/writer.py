@@ -74,13 +74,18 @@ class BatchWriter:
                 self._idle.set()
 
     async def _write(self, batch: list[RequestRecord]) -> None:
+        # Sinks (metrics) run in the writer thread too: prometheus_client is thread-safe,
+        # and ~5 µs a record on the event loop showed up as p99 spikes at every flush.
+        await asyncio.to_thread(self._write_sync, batch)
+
+    def _write_sync(self, batch: list[RequestRecord]) -> None:
         for sink in self.sinks:
             try:
                 sink(batch)
             except Exception:  # a broken sink must not stop the log
                 log.exception("log sink failed")
         try:
-            await asyncio.to_thread(self.store.write, batch)
+            self.store.write(batch)
             self.written += len(batch)
         except Exception:
             log.exception("writing %d log rows failed", len(batch))
