@@ -250,14 +250,19 @@ def _check_cross_refs(cfg: Config, source: str) -> None:
         raise ConfigError(f"{source}: invalid config\n  " + "\n  ".join(problems))
 
 
+def read_yaml(path: Path, what: str = "config") -> Any:
+    """Read a YAML file; unreadable or malformed files are ConfigErrors naming the path."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read {what} file: {exc.strerror}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+
+
 def load_config(path: str | Path) -> Config:
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{p}: cannot read config file: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+    data = read_yaml(p)
     return parse_config(data, source=str(p), base_dir=str(p.resolve().parent))

@@ -26,7 +26,7 @@ from flagman.providers.base import ChatResult
 from flagman.reliability.attempts import AttemptLoop, PlanEntry
 from flagman.reliability.retry import RetryBudget
 from flagman.reliability.state import HealthBoard
-from flagman.reliability.streams import PrefixedStream, first_token
+from flagman.reliability.streams import PrefixedStream, close_quietly, first_token
 from flagman.runtime import Runtime, Target
 from flagman.store.base import RequestRecord
 from flagman.store.sqlite import SQLiteLogStore
@@ -246,10 +246,4 @@ def _redacted(ex: Exchange, text: str | None) -> str | None:
     return redact(text) if redact is not None and text is not None else text
 
 
-async def _aclose(it: AsyncIterator[Any]) -> None:
-    close = getattr(it, "aclose", None)
-    if close is not None:
-        try:
-            await close()
-        except Exception:  # closing a broken upstream must not mask the real error
-            log.debug("closing upstream stream failed", exc_info=True)
+_aclose = close_quietly  # the server modules close upstream streams through this name

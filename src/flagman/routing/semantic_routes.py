@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 
+from flagman.config import read_yaml
 from flagman.errors import ConfigError
 
 ROUTE_KEYS = {"name", "to", "threshold", "utterances", "description"}
@@ -77,14 +78,7 @@ def parse_routes(data: Any, where: str, *, need_to: bool = True) -> list[Route]:
 
 
 def load_routes_file(path: Path, *, need_to: bool = True) -> list[Route]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read routes file: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    data = read_yaml(path, "routes")
     return parse_routes(data, str(path), need_to=need_to)
 
 
