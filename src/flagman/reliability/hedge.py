@@ -25,13 +25,18 @@ T = TypeVar("T")
 Tgt = TypeVar("Tgt")
 
 
+MIN_HEDGE_DELAY_S = 0.05
+
+
 def hedge_delay(loop: AttemptLoop, plan: list[PlanEntry[Tgt]], p: Progress) -> float | None:
     """Seconds to wait before hedging: the group's recent p95, once there are enough samples."""
     ids = [e.id for e in plan if e.group == p.first_group]
     if len(ids) < 2:
         return None
     p95 = loop.health.group_p95_ms(ids, loop.kind)
-    return None if p95 is None else p95 / 1000
+    # A floor: when answers take milliseconds, ~5% of them exceed the p95 by noise alone,
+    # and hedging those doubles load for nothing (model calls take far longer than this).
+    return None if p95 is None else max(p95 / 1000, MIN_HEDGE_DELAY_S)
 
 
 def second_choice(
