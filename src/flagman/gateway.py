@@ -20,13 +20,13 @@ from typing import Any
 import aiohttp
 
 from flagman.config import Config, load_config
-from flagman.errors import BadRequestError, FlagmanError
+from flagman.errors import FlagmanError
 from flagman.metrics import Metrics
 from flagman.providers.base import ChatResult
 from flagman.reliability.attempts import AttemptLoop, PlanEntry
 from flagman.reliability.retry import RetryBudget
 from flagman.reliability.state import HealthBoard
-from flagman.reliability.streams import PrefixedStream, close_quietly, first_token
+from flagman.reliability.streams import PrefixedStream, first_token
 from flagman.runtime import Runtime, Target
 from flagman.store.base import RequestRecord
 from flagman.store.sqlite import SQLiteLogStore
@@ -160,7 +160,7 @@ class Gateway:
         plan = ex.runtime.plan(ex.req, ex.decision, self.health, self.rng)
         gcfg = ex.runtime.group_cfg[ex.decision.group or ""]
         ex.loop = AttemptLoop(self.health, ex.runtime.config.reliability.retry, self.budget,
-                              self.rng, set(gcfg.fallback_on), hedge=gcfg.hedge,
+                              self.rng, ex.runtime.fallback_on[ex.decision.group or ""], hedge=gcfg.hedge,
                               kind="stream" if ex.req.stream else "complete")
         return plan
 
@@ -193,9 +193,6 @@ class Gateway:
         """Attempt until an upstream sends its first token; failover stops there."""
         plan = await self.route(ex)
         assert ex.loop is not None
-        if not isinstance(ex.req.body.get("stream_options") or {}, dict):
-            # upstream_body merges include_usage into it: anything but an object is the client's
-            raise BadRequestError("stream_options must be an object", param="stream_options")
 
         async def call(entry: PlanEntry[Target]) -> tuple[dict[str, Any], PrefixedStream]:
             it = entry.target.provider.stream(self.upstream_body(ex, entry))
@@ -246,4 +243,3 @@ def _redacted(ex: Exchange, text: str | None) -> str | None:
     return redact(text) if redact is not None and text is not None else text
 
 
-_aclose = close_quietly  # the server modules close upstream streams through this name

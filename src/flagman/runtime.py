@@ -77,6 +77,8 @@ class Runtime:
             self.groups.setdefault(d.name, []).append(t)
             self.targets[dep_id] = t
         self.group_cfg = {name: config.groups.get(name, GroupConfig()) for name in self.groups}
+        # built once per config, not per request
+        self.fallback_on = {name: frozenset(g.fallback_on) for name, g in self.group_cfg.items()}
         known = set(self.groups) | {r.name for r in config.routers}
         self.routers: dict[str, RouterPipeline] = {}
         for i, rc in enumerate(config.routers):

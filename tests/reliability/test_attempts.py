@@ -29,8 +29,8 @@ def plan(*spec: tuple[str, str, int | None]) -> list[PlanEntry[str]]:
 def loop(**retry: object) -> AttemptLoop:
     cfg = RetryConfig(**{"backoff_base": 0.001, **retry})  # type: ignore[arg-type]
     return AttemptLoop(HealthBoard(BreakerConfig(consecutive_failures=100)), cfg,
-                       RetryBudget(cfg), random.Random(0), {"rate_limited", "timeout",
-                                                            "context_window_exceeded"})
+                       RetryBudget(cfg), random.Random(0), frozenset({"rate_limited", "timeout",
+                                                                      "context_window_exceeded"}))
 
 
 def scripted(errors: dict[str, list[FlagmanError | None]]) -> tuple[

@@ -58,6 +58,7 @@ def test_cli_route_human_output_and_errors(tmp_path, upstream, upstream_b) -> No
     r = CliRunner().invoke(cli, ["route", "--config", str(path), "fix my python"])
     assert r.exit_code == 0
     assert "code-model" in r.output and "rules" in r.output
-    r = CliRunner().invoke(cli, ["route", "--config", str(path), "--model", "nope", "x"])
-    assert r.exit_code == 1 and "model_not_found" in r.output + str(r.stderr_bytes or b"") or \
-        "not_found" in r.output
+    r = CliRunner().invoke(cli, ["route", "--config", str(path), "--model", "nope", "--json", "x"])
+    assert r.exit_code == 1
+    err = json.loads(r.output)
+    assert err["status"] == 404 and err["error"]["code"] == "model_not_found"

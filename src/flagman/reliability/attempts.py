@@ -80,7 +80,7 @@ class AttemptLoop:
     retry: RetryConfig
     budget: RetryBudget
     rng: random.Random
-    fallback_on: set[str] = field(default_factory=set)
+    fallback_on: frozenset[str] = frozenset()
     hedge: bool = False
     kind: str = "complete"  # "stream" when success is the first token (hedge delay, p95)
     attempts: list[Attempt] = field(default_factory=list)

@@ -13,7 +13,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from flagman.errors import FlagmanError, UpstreamError
-from flagman.gateway import Exchange, Gateway, _aclose
+from flagman.gateway import Exchange, Gateway
+from flagman.reliability.streams import close_quietly
 from flagman.server.http import JSONBytes, error_response, read_json, validate_chat
 from flagman.server.sse import SSEResponse
 from flagman.types import ChatRequest, Usage
@@ -115,7 +116,7 @@ async def _sse(
         yield error_event(exc2)
         yield DONE
     finally:
-        await _aclose(upstream)
+        await close_quietly(upstream)
         if store:
             ex.response_text = "".join(text)
         gw.finish(ex)

@@ -24,7 +24,8 @@ from flagman.formats.anthropic import (
     openai_response_to_anthropic,
     sse_event,
 )
-from flagman.gateway import Exchange, Gateway, _aclose
+from flagman.gateway import Exchange, Gateway
+from flagman.reliability.streams import close_quietly
 from flagman.server.chat import flagman_headers
 from flagman.server.http import JSONBytes, error_response, read_json, validate_chat
 from flagman.server.sse import SSEResponse
@@ -97,5 +98,5 @@ async def _events(
         gw.stream_failed(ex, exc2)
         yield sse_event("error", _anthropic_body(exc2))
     finally:
-        await _aclose(upstream)
+        await close_quietly(upstream)
         gw.finish(ex)
