@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from flagman.encoders.base import Encoder
-from flagman.encoders.registry import DEFAULT_MINILM, is_fast, load_encoder
+from flagman.encoders.registry import (
+    DEFAULT_MINILM,
+    LITE_LAYERS,
+    SEMANTIC_DEFAULT,
+    is_fast,
+    load_encoder,
+)
 from flagman.encoders.static import PACKAGED
 
 PAIRS = [
@@ -40,6 +46,27 @@ def test_minilm_default_is_the_fast_onnx_path(minilm: Encoder) -> None:
     assert DEFAULT_MINILM == "minilm-onnx-int8"
     assert minilm.dim == 384 and is_fast(minilm)
     check_semantics(minilm)
+
+
+def test_four_layer_minilm_is_its_own_vector_space(minilm: Encoder) -> None:
+    lite = load_encoder(SEMANTIC_DEFAULT)
+    assert SEMANTIC_DEFAULT == "minilm-l4" and LITE_LAYERS == (0, 1, 2, 5)
+    # a different name: an index or router built on one refuses the other
+    assert lite.name == "minilm-l0125-int8" != minilm.name
+    assert lite.dim == 384 and is_fast(lite)
+    check_semantics(lite)
+    texts = [t for p in PAIRS for t in p]
+    a, b = lite.encode(texts), minilm.encode(texts)
+    cos = (a * b).sum(axis=1)
+    # the same model minus two middle layers: close to the whole one, but not equal
+    assert (cos > 0.4).all() and (cos < 0.99).all()
+
+
+def test_layer_numbers_are_checked() -> None:
+    from flagman.encoders.minilm_onnx import MiniLMOnnxEncoder
+
+    with pytest.raises(ValueError, match="layers 0–5"):
+        MiniLMOnnxEncoder(layers=(0, 6))
 
 
 def test_batches_match_single_queries(minilm: Encoder) -> None:

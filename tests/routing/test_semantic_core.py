@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from flagman.encoders.tfidf import TfidfEncoder
-from flagman.routing.semantic_core import IndexParams, Prediction, SemanticIndex
+from flagman.routing.semantic_core import FLOOR, LIVE_MAX, IndexParams, Prediction, SemanticIndex
 from flagman.routing.semantic_fit import evaluate, fit_thresholds, sweep_threshold
 
 ROUTES = {
@@ -53,6 +53,57 @@ def test_head_blend_stays_within_bounds_and_changes_scores() -> None:
     a, b = plain.score(q), blended.score(q)
     assert not np.allclose(a, b)
     assert (b <= 1.0 + 1e-6).all() and (b >= -1.0 - 1e-6).all()
+
+
+def random_index(n_routes: int, per_route: int, params: IndexParams,
+                 seed: int = 0) -> tuple[SemanticIndex, np.ndarray]:
+    """Clustered unit vectors, routes of unequal size, utterances in shuffled order."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((n_routes, 32))
+    sizes = rng.integers(1, per_route + 1, n_routes)
+    labels = np.repeat(np.arange(n_routes), sizes)
+    emb = centres[labels] + 0.9 * rng.standard_normal((len(labels), 32))
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+    order = rng.permutation(len(labels))
+
+    class Enc:
+        name, dim = "random", 32
+
+    idx = SemanticIndex.build([f"u{i}" for i in order], [f"r{labels[i]}" for i in order],
+                              Enc(), params=params, emb=emb[order].astype(np.float32))
+    q = centres[rng.integers(0, n_routes, 40)] + 1.2 * rng.standard_normal((40, 32))
+    return idx, (q / np.linalg.norm(q, axis=1, keepdims=True)).astype(np.float32)
+
+
+@pytest.mark.parametrize("candidates", [0, 1, 4, 30])
+def test_live_scores_equal_batch_scores(candidates: int) -> None:
+    idx, q = random_index(30, 12, IndexParams(top_k=3, candidates=candidates))
+    assert len(q) > LIVE_MAX and idx.head is not None
+    batch = idx.score(q)  # BLAS path
+    live = np.vstack([idx.score(row[None]) for row in q])  # per-query path
+    np.testing.assert_allclose(live, batch, atol=1e-5)
+
+
+def test_head_shortlist_floors_every_other_route() -> None:
+    idx, q = random_index(30, 12, IndexParams(candidates=4))
+    proba = idx.head_proba(q)
+    assert proba is not None
+    scores = idx.score(q)
+    for row, p in zip(scores, proba, strict=True):
+        picked = set(np.argsort(-p)[:4].tolist())
+        assert set(np.flatnonzero(row > FLOOR).tolist()) == picked
+    # the shortlisted routes keep the blended score of the unrestricted index
+    full, _ = random_index(30, 12, IndexParams(candidates=0))
+    unrestricted = full.score(q)
+    mask = scores > FLOOR
+    np.testing.assert_allclose(scores[mask], unrestricted[mask], atol=1e-5)
+
+
+def test_no_head_means_no_shortlist() -> None:
+    idx, q = random_index(30, 12, IndexParams(head_weight=0.0, candidates=2))
+    assert idx.head is None
+    assert (idx.score(q) > FLOOR).all()
+    np.testing.assert_allclose(idx.score(q), idx.similarity(q), atol=1e-6)
 
 
 def test_save_load_roundtrip(tmp_path: Path) -> None:

@@ -129,6 +129,9 @@ async def test_missing_routes_file_and_bad_options(tmp_path: Path) -> None:
         step(tmp_path, routes="missing.yaml")
     with pytest.raises(ConfigError, match=r"semantic\.top_k"):
         step(tmp_path, top_k=0)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ConfigError, match=r"semantic\.candidates: must be a non-negative"):
+            step(tmp_path, candidates=bad)
     with pytest.raises(ConfigError, match=r"semantic\.fallback: unknown model"):
         step(tmp_path, fallback="nowhere")
     with pytest.raises(ConfigError, match="unknown key"):

@@ -17,6 +17,7 @@ import click
 import numpy as np
 
 from flagman.encoders.base import Encoder
+from flagman.encoders.registry import SEMANTIC_DEFAULT
 from flagman.errors import ConfigError
 from flagman.routing.semantic import build_index
 from flagman.routing.semantic_core import IndexParams, SemanticIndex
@@ -107,22 +108,25 @@ def _classify(index: SemanticIndex, enc: ProgressEncoder, rows: Labelled, label:
     return index.classify_embeddings(enc.encode([t for t, _ in rows]))
 
 
-def _params(top_k: int, threshold: float, head: bool) -> IndexParams:
-    return IndexParams(top_k=top_k, default_threshold=threshold,
+def _params(top_k: int, threshold: float, head: bool, candidates: int) -> IndexParams:
+    return IndexParams(top_k=top_k, default_threshold=threshold, candidates=candidates,
                        head_weight=IndexParams().head_weight if head else 0.0)
 
 
 def _common(f: Any) -> Any:
     opts = [
-        click.option("--encoder", default="minilm", show_default=True,
-                     help="Encoder spec: minilm, minilm-torch, minilm-onnx, minilm-static, "
-                          "tfidf, openai:<model>@<url>, package.module:Class."),
+        click.option("--encoder", default=SEMANTIC_DEFAULT, show_default=True,
+                     help="Encoder spec: minilm-l4, minilm, minilm-torch, minilm-onnx, "
+                          "minilm-static, tfidf, openai:<model>@<url>, package.module:Class."),
         click.option("--top-k", default=IndexParams().top_k, show_default=True, type=int,
                      help="A route's similarity is the mean of its top-k utterance cosines."),
         click.option("--threshold", default=IndexParams().default_threshold, show_default=True,
                      type=float, help="Default threshold of routes that have none fitted."),
         click.option("--head/--no-head", default=True, show_default=True,
                      help="Blend in a softmax head trained on the reference utterances."),
+        click.option("--candidates", default=IndexParams().candidates, show_default=True,
+                     type=click.IntRange(min=0),
+                     help="Routes the head shortlists for the similarity pass (0 = all)."),
         click.option("--cache/--no-cache", default=True, show_default=True,
                      help="Reuse the built index from $FLAGMAN_CACHE_DIR/semantic."),
         click.option("--progress/--no-progress", default=True, show_default=True,
@@ -152,8 +156,8 @@ def routes_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @_common
 def eval_cmd(references: Path, test_path: Path, fit_path: Path | None, as_json: bool,
-             encoder: str, top_k: int, threshold: float, head: bool, cache: bool,
-             progress: bool) -> None:
+             encoder: str, top_k: int, threshold: float, head: bool, candidates: int,
+             cache: bool, progress: bool) -> None:
     """Build one route per label of REFERENCES and score the TEST queries.
 
     Prints accuracy over all lines (out-of-scope lines are right when
@@ -169,7 +173,8 @@ def eval_cmd(references: Path, test_path: Path, fit_path: Path | None, as_json: 
         routes.setdefault(str(r), []).append(t)
     route_list = [Route(name, utts) for name, utts in routes.items()]
     enc.label = "encoding references"
-    index = build_index(route_list, enc, _params(top_k, threshold, head), disk_cache=cache)
+    params = _params(top_k, threshold, head, candidates)
+    index = build_index(route_list, enc, params, disk_cache=cache)
     fitted = None
     if fit_path is not None:
         val = read_jsonl(fit_path)
@@ -228,8 +233,8 @@ def _print_report(rep: dict[str, Any]) -> None:
               help="Validation queries a route needs for a threshold of its own.")
 @_common
 def fit_cmd(routes_path: Path, val_path: Path, out: Path | None, min_support: int,
-            encoder: str, top_k: int, threshold: float, head: bool, cache: bool,
-            progress: bool) -> None:
+            encoder: str, top_k: int, threshold: float, head: bool, candidates: int,
+            cache: bool, progress: bool) -> None:
     """Fit per-route thresholds on VAL and write them into the routes file.
 
     Each route's threshold maximises validation accuracy (an exact sweep over
@@ -246,7 +251,7 @@ def fit_cmd(routes_path: Path, val_path: Path, out: Path | None, min_support: in
     if unknown:
         raise click.BadParameter(f"{val_path}: routes not in {routes_path}: {unknown[:5]}")
     enc = _encoder(encoder, progress)
-    index = build_index(routes, enc, _params(top_k, threshold, head), disk_cache=cache)
+    index = build_index(routes, enc, _params(top_k, threshold, head, candidates), disk_cache=cache)
     preds = _classify(index, enc, val, "validation set")
     gold = [g for _, g in val]
     before = evaluate([p.route for p in preds], gold)["accuracy"]

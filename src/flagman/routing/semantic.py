@@ -3,13 +3,16 @@
 YAML (a step of a router's ``steps:`` list)::
 
     - semantic:
-        encoder: minilm              # optional; any encoder spec (see flagman.encoders.registry)
+        encoder: minilm-l4           # optional (the default); any encoder spec, see
+                                     # flagman.encoders.registry
         routes: routes/support.yaml  # a file, resolved against the config's folder,
                                      # or an inline list of routes (same shape as the file)
         top_k: 3                     # a route's similarity = mean of its top-k utterance cosines
-        threshold: 0.3               # default threshold for routes without their own
+        threshold: 0.4               # default threshold for routes without their own
         head: true                   # blend in a softmax head trained on the utterances
         head_weight: 0.2
+        candidates: 8                # the head shortlists this many routes for the
+                                     # similarity pass (0 = every route)
         fallback: next               # out of scope → next step; or a model group / router
         cache: 2048                  # LRU of query embeddings (0 = off)
 
@@ -35,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from flagman.encoders.base import Encoder
-from flagman.encoders.registry import is_fast, load_encoder, needs_fit
+from flagman.encoders.registry import SEMANTIC_DEFAULT, is_fast, load_encoder, needs_fit
 from flagman.errors import ConfigError
 from flagman.routing.base import BuildContext, Step
 from flagman.routing.semantic_core import IndexParams, SemanticIndex
@@ -44,8 +47,8 @@ from flagman.types import ChatRequest, Decision
 
 log = logging.getLogger(__name__)
 
-STEP_KEYS = {"encoder", "routes", "top_k", "threshold", "head", "head_weight", "fallback",
-             "cache", "index_cache"}
+STEP_KEYS = {"encoder", "routes", "top_k", "threshold", "head", "head_weight", "candidates",
+             "fallback", "cache", "index_cache"}
 
 
 def _number(spec: dict[str, Any], key: str, default: float, ctx: BuildContext,
@@ -123,12 +126,17 @@ class SemanticStep(Step):
         use_head = spec.get("head", True)
         if not isinstance(use_head, bool):
             raise ctx.error("must be true or false", ".head")
+        candidates = spec.get("candidates", 8)
+        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 0:
+            raise ctx.error("must be a non-negative integer (0 = every route)", ".candidates")
         self.params = IndexParams(
             top_k=top_k,
-            default_threshold=_number(spec, "threshold", 0.3, ctx, -1.0, 1.0),
+            default_threshold=_number(spec, "threshold", IndexParams().default_threshold, ctx,
+                                      -1.0, 1.0),
             head_weight=_number(spec, "head_weight", 0.2, ctx, 0.0, 1.0) if use_head else 0.0,
+            candidates=candidates,
         )
-        enc_spec = spec.get("encoder", "minilm")
+        enc_spec = spec.get("encoder", SEMANTIC_DEFAULT)
         cache = spec.get("cache", 2048)
         if not isinstance(enc_spec, str) or isinstance(cache, bool) or not isinstance(cache, int):
             raise ctx.error("encoder must be a spec string and cache an integer")
