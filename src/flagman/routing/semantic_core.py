@@ -19,7 +19,7 @@ The head also *shortlists*: only its `candidates` most probable routes get a
 similarity pass; every other route scores `FLOOR`.  Comparing a query with
 every utterance is the expensive part of a decision (10,003 × 384 floats on
 Banking77, memory-bound at ~0.6 ms), while the head's top 8 hold the right
-route for 99.7% of Banking77's test queries and accuracy is unchanged (93.6%).
+route for 99.6% of Banking77's test queries and accuracy is unchanged.
 The same rule applies to batches and to live queries, so `flagman routes eval`
 and serving agree.  Without a head every route gets the similarity pass.
 
