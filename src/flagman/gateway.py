@@ -81,7 +81,7 @@ class Gateway:
         self.runtime: Runtime | None = None
         self.store = SQLiteLogStore(config.resolve_path(config.log.path))
         self.writer: BatchWriter | None = None
-        self._mtime = self._stat()
+        self._file_sig = self._stat()
         self.reloads = 0
         self.started = time.time()
 
@@ -110,17 +110,21 @@ class Gateway:
 
     # -- config reload -------------------------------------------------------------------------
 
-    def _stat(self) -> float | None:
+    def _stat(self) -> tuple[int, int, int] | None:
+        """What tells a changed file: mtime alone misses a write that lands in the same
+        clock tick as the truncation before it (the watcher may have read the empty or
+        half-written file in between), so size and inode (atomic renames) count too."""
         try:
-            return self.config_path.stat().st_mtime_ns if self.config_path else None
+            st = self.config_path.stat() if self.config_path else None
         except OSError:
             return None
+        return None if st is None else (st.st_mtime_ns, st.st_size, st.st_ino)
 
     async def reload(self) -> bool:
         """Load the config file again; a broken file is logged and the old config kept."""
         if self.config_path is None:
             return False
-        self._mtime = self._stat()
+        self._file_sig = self._stat()
         try:
             cfg = await asyncio.to_thread(load_config, self.config_path)
             runtime = await asyncio.to_thread(Runtime, cfg, self.session, self.resources)
@@ -142,7 +146,7 @@ class Gateway:
     async def watch(self) -> None:
         while True:
             await asyncio.sleep(self.config.server.reload_interval)
-            if self.config_path is not None and self._stat() != self._mtime:
+            if self.config_path is not None and self._stat() != self._file_sig:
                 await self.reload()
 
     # -- requests --------------------------------------------------------------------------------

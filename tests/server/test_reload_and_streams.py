@@ -56,6 +56,23 @@ def test_reload_applies_good_file_and_rejects_broken(make_gateway, upstream, ups
     assert client.chat.completions.create(model="m", messages=MSG).choices[0].message.content
 
 
+def test_reload_sees_a_rewrite_within_the_same_mtime(make_gateway, upstream) -> None:
+    """Truncate-then-write can land in one clock tick: a watcher that read the half-written
+    file in between must still pick up the finished one."""
+    gw = make_gateway({"server": {"reload_interval": 0.05},
+                       "models": [openai_model("m", upstream)]})
+    full = yaml.safe_load(gw.config_path.read_text())
+    full["models"].append(openai_model("later", upstream))
+    text = yaml.safe_dump(full)
+    stamp = time.time_ns() + 2 * 10**9
+    gw.config_path.write_text(text[: len(text) // 2])  # what a reader may catch mid-write
+    os.utime(gw.config_path, ns=(stamp, stamp))
+    assert _wait(lambda: 'result="rejected"} 1.0' in gw.get("/metrics").text)
+    gw.config_path.write_text(text)
+    os.utime(gw.config_path, ns=(stamp, stamp))  # the same tick as the partial file
+    assert _wait(lambda: "later" in [m["id"] for m in gw.get("/v1/models").json()["data"]])
+
+
 def test_reload_on_sighup_path(make_gateway, upstream) -> None:
     """SIGHUP runs this same reload; signal handlers need the main thread, so call it directly."""
     gw = make_gateway({"server": {"reload_interval": 3600},
