@@ -158,7 +158,7 @@ def accuracy(index: SemanticIndex, emb: np.ndarray, gold: list[str]) -> float:
 def measure_latency(rows: list[dict[str, Any]], prompts: list[str], rounds: int) -> None:
     """Time every step in turn, `rounds` times over, and keep each round's figures.
 
-    Interleaved rounds, because this shared box's speed drifts by ±50% over tens
+    Interleaved rounds, because this shared box's speed drifts by ±40% over tens
     of seconds (neighbours on the same L3): a single pass can flatter or wrong
     whichever encoder happened to run in a quiet spell.
     """
