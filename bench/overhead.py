@@ -146,6 +146,19 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float, what: str
     raise RuntimeError(f"{what} not ready at {url} after {timeout:.0f}s")
 
 
+def wait_post(url: str, proc: subprocess.Popen[bytes], timeout: float, what: str) -> None:
+    """Like `wait_http`, for servers that only answer the completion POST."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            post_once(url)
+            return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.05)
+
+
 def diagnose(srv: Server) -> None:
     """After failed requests: show one answer and the server log's tail."""
     try:
@@ -292,15 +305,7 @@ def start_bare_proxy(tmp: Path, upstream_url: str) -> Server:
     p = spawn([sys.executable, __file__, "--serve-bare-proxy", str(port), "--upstream",
                upstream_url], log)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            post_once(url)
-            break
-        except OSError:
-            if p.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"bare proxy did not start, see {log}") from None
-            time.sleep(0.05)
+    wait_post(url, p, 30, f"bare proxy (log: {log})")
     return Server("bare proxy", p, url, log)
 
 
@@ -309,15 +314,7 @@ def start_upstream(tmp: Path) -> Server:
     log = tmp / "upstream.log"
     p = spawn([sys.executable, str(BENCH / "fake_upstream.py"), "--port", str(port)], log)
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    deadline = time.monotonic() + 30
-    while True:  # it answers any path with the completion; wait until it does
-        try:
-            post_once(url)
-            break
-        except OSError:
-            if p.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"fake upstream did not start, see {log}") from None
-            time.sleep(0.05)
+    wait_post(url, p, 30, f"fake upstream (log: {log})")  # it answers any path
     return Server("direct", p, url, log)
 
 

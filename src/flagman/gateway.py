@@ -32,6 +32,7 @@ from flagman.store.base import RequestRecord
 from flagman.store.sqlite import SQLiteLogStore
 from flagman.store.writer import BatchWriter
 from flagman.types import ChatRequest, Decision, Usage
+from flagman.watch import Signature, file_signature
 
 log = logging.getLogger("flagman")
 
@@ -43,7 +44,7 @@ class Exchange:
     req: ChatRequest
     endpoint: str
     runtime: Runtime
-    id: str = field(default_factory=lambda: os.urandom(16).hex())  # 4x cheaper than uuid4
+    id: str = field(default_factory=lambda: os.urandom(16).hex())  # cheaper than uuid4 (no UUID object)
     t0: float = field(default_factory=time.perf_counter)
     created: float = field(default_factory=time.time)
     decision: Decision | None = None
@@ -94,6 +95,7 @@ class Gateway:
         self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
         # Building may load encoders or router weights: keep it off the event loop.
         self.runtime = await asyncio.to_thread(Runtime, self._config, self.session, self.resources)
+        self._file_sig = self._stat()  # now with the runtime's router files
         lc = self._config.log
         self.writer = BatchWriter(self.store, batch_size=lc.batch_size,
                                   flush_interval=lc.flush_interval, sinks=[self.metrics.observe])
@@ -106,25 +108,29 @@ class Gateway:
             await self.runtime.aclose()
         if self.session:
             await self.session.close()
+        # encoders outlive reloads (a new runtime reuses them), so only the gateway closes them
+        for res in self.resources.values():
+            close = getattr(res, "close", None)
+            if callable(close):
+                close()
         self.store.close()
 
     # -- config reload -------------------------------------------------------------------------
 
-    def _stat(self) -> tuple[int, int, int] | None:
-        """What tells a changed file: mtime alone misses a write that lands in the same
-        clock tick as the truncation before it (the watcher may have read the empty or
-        half-written file in between), so size and inode (atomic renames) count too."""
-        try:
-            st = self.config_path.stat() if self.config_path else None
-        except OSError:
-            return None
-        return None if st is None else (st.st_mtime_ns, st.st_size, st.st_ino)
+    def _stat(self) -> tuple[Signature, ...]:
+        """The config file's signature, then those of files the runtime was built from
+        (learned-router artifacts): a change to any of them reloads."""
+        if self.config_path is None:
+            return ()
+        watched = self.runtime.watched if self.runtime is not None else []
+        return tuple(file_signature(p) for p in [self.config_path, *watched])
 
     async def reload(self) -> bool:
         """Load the config file again; a broken file is logged and the old config kept."""
         if self.config_path is None:
             return False
-        self._file_sig = self._stat()
+        # taken before reading, so a change made while building triggers another reload
+        self._file_sig = before = self._stat()
         try:
             cfg = await asyncio.to_thread(load_config, self.config_path)
             runtime = await asyncio.to_thread(Runtime, cfg, self.session, self.resources)
@@ -133,6 +139,7 @@ class Gateway:
             self.metrics.reloads.labels(result="rejected").inc()
             return False
         old, self.runtime = self.runtime, runtime
+        self._file_sig = (before[0], *self._stat()[1:])  # the new runtime's router files
         self.health.breaker = cfg.reliability.breaker
         self.budget.cfg = cfg.reliability.retry
         self.reloads += 1
@@ -146,7 +153,7 @@ class Gateway:
     async def watch(self) -> None:
         while True:
             await asyncio.sleep(self.config.server.reload_interval)
-            if self.config_path is not None and self._stat() != self._file_sig:
+            if self._stat() != self._file_sig:
                 await self.reload()
 
     # -- requests --------------------------------------------------------------------------------

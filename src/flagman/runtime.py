@@ -9,7 +9,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -28,6 +29,9 @@ from flagman.routing import balance
 from flagman.routing.base import BuildContext, Step
 from flagman.routing.pipeline import RouterPipeline
 from flagman.types import ChatRequest, Decision
+
+if TYPE_CHECKING:  # the learned stack pulls in scikit-learn: imported when used
+    from flagman.routing.learned_step import LearnedStep
 
 MAX_ROUTER_DEPTH = 8
 
@@ -84,30 +88,31 @@ class Runtime:
         for i, rc in enumerate(config.routers):
             ctx = BuildContext(config, f"routers[{i}]", resources, known)
             self.routers[rc.name] = RouterPipeline(rc, i, ctx)
-        self._resources = resources
-        self._known = known
-        self._named: dict[str, Step] = {}  # learned steps built for router-<kind>-<t> names
+        # RouteLLM-style names (router-<kind>-<threshold>): one step per kind, built and
+        # checked here with the rest of the config; a request only sets the threshold
+        self.named_steps: dict[str, LearnedStep] = {}
+        lc = config.learned
+        if lc is not None:
+            import flagman.learned.calibrate  # noqa: F401 - named_router's parser, loaded now
+            from flagman.routing.learned_step import LearnedStep
+
+            for kind, folder in lc.routers.items():
+                ctx = BuildContext(config, f"learned.routers.{kind}", resources, known)
+                self.named_steps[kind] = LearnedStep(
+                    {"router": folder, "strong": lc.strong, "weak": lc.weak}, ctx)
+        steps = [s for p in self.routers.values() for s in p.steps] + [*self.named_steps.values()]
+        #: files the runtime was built from besides the config: a change reloads it
+        self.watched: list[Path] = [f for s in steps for f in getattr(s, "watched", [])]
 
     def named_router(self, name: str) -> Step | None:
-        """A learned step for a RouteLLM-style name, built on first use and kept."""
-        lc = self.config.learned
-        if lc is None or not name.startswith("router-"):
+        """The learned step of a RouteLLM-style name, at the name's threshold."""
+        if not name.startswith("router-") or not self.named_steps:
             return None
-        step = self._named.get(name)
-        if step is not None:
-            return step
-        from flagman.learned.calibrate import parse_router_model_name
-        from flagman.routing.learned_step import LearnedStep
+        from flagman.learned.calibrate import parse_router_model_name  # loaded at init
 
         parsed = parse_router_model_name(name)
-        if parsed is None or parsed[0] not in lc.routers:
-            return None
-        kind, threshold = parsed
-        spec = {"router": lc.routers[kind], "threshold": threshold, "strong": lc.strong,
-                "weak": lc.weak}
-        ctx = BuildContext(self.config, f"learned.routers.{kind}", self._resources, self._known)
-        step = self._named[name] = LearnedStep(spec, ctx)
-        return step
+        step = self.named_steps.get(parsed[0]) if parsed is not None else None
+        return step.at_threshold(parsed[1]) if step is not None and parsed is not None else None
 
     def model_names(self) -> list[str]:
         return [*self.routers, *self.groups]

@@ -166,7 +166,8 @@ class FakeOpenAIUpstream:
     def _chunks(self, body: dict[str, Any], reply: Reply) -> list[dict[str, Any]]:
         base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk",
                 "created": int(time.time()), "model": body.get("model")}
-        out = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""},
+        out = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": "",
+                                                            "refusal": None},
                                      "finish_reason": None}]}]
         if reply.tool_calls:
             for i, tc in enumerate(reply.tool_calls):

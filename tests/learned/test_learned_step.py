@@ -94,8 +94,8 @@ def test_router_is_loaded_once_per_resources(folder: Path) -> None:
     res: dict[str, Any] = {}
     spec = {"router": str(folder), "threshold": 0.5, "strong": "gpt-big", "weak": "gpt-poet"}
     a, b = LearnedStep(spec, ctx(res)), LearnedStep(spec, ctx(res))
-    assert a.cache is b.cache
-    assert a.cache.get(str(folder)) is b.cache.get(str(folder))
+    assert a.router is b.router
+    assert a.watched == [folder.resolve() / "meta.json", folder.resolve() / "weights.npz"]
 
 
 async def test_threshold_defaults_to_the_artifact_calibration(folder: Path) -> None:
@@ -107,3 +107,40 @@ async def test_threshold_defaults_to_the_artifact_calibration(folder: Path) -> N
     step = LearnedStep(spec, ctx())
     assert step.threshold == 0.0
     assert (await route(step, POEM))[0] == "gpt-big"
+
+
+def test_replacing_the_router_folder_reloads_the_gateway(
+    folder: Path, make_gateway: Any, upstream: Any,
+) -> None:
+    """The config watcher watches router files too: a new artifact is served, a
+    half-written one is rejected and the previous router keeps serving."""
+    import time
+
+    from tests.conftest import openai_model
+
+    gw = make_gateway({
+        "server": {"reload_interval": 0.05},
+        "models": [openai_model("gpt-big", upstream), openai_model("gpt-poet", upstream)],
+        "routers": [{"name": "auto", "default": "gpt-poet", "steps": [{"learned": {
+            "router": str(folder), "threshold": 0.5, "strong": "gpt-big",
+            "weak": "gpt-poet"}}]}]})
+
+    def step() -> Any:
+        return gw.gateway.runtime.routers["auto"].steps[0]
+
+    def wait(pred: Any) -> bool:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if pred():
+                return True
+            time.sleep(0.02)
+        return False
+
+    first = step().router
+    assert first.kind == "classifier"
+    save_router(train_router(dataset(30, seed=4), "knn", pair=("solver", "poet")), folder)
+    assert wait(lambda: step().router.kind == "knn")
+    served = step().router
+    (folder / "weights.npz").write_bytes(b"half a file")  # checksum no longer matches
+    assert wait(lambda: 'result="rejected"} 1.0' in gw.get("/metrics").text)
+    assert step().router is served

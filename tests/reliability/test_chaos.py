@@ -12,10 +12,9 @@ import asyncio
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
 
 from tests.fakes.openai_upstream import FAULTS, FakeOpenAIUpstream
-from tests.reliability.helpers import MakeGateway
+from tests.reliability.helpers import MakeGateway, wait_until
 from tests.reliability.load import drive
 
 N = int(os.environ.get("FLAGMAN_CHAOS_REQUESTS", "10000"))
@@ -44,15 +43,6 @@ def chaos_config(primary: FakeOpenAIUpstream, backup: FakeOpenAIUpstream) -> dic
         "reliability": {"breaker": {"consecutive_failures": 1_000_000,
                                     "min_requests": 1_000_000}},
     }
-
-
-def wait_until(pred: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.1)
-    return pred()
 
 
 async def _count_tasks() -> int:

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 import httpx
+import pytest
 from tests.conftest import openai_model
 from tests.fakes.gateway import GatewayServer
 from tests.fakes.openai_upstream import Reply
@@ -31,28 +32,24 @@ def _pair(make_gateway: MakeGateway, a: Upstream, b: Upstream, **a_extra: Any) -
                                     openai_model("m", b, id="b")], "groups": ORDERED})
 
 
-def test_ttft_timeout_fails_over_before_first_byte(
-    make_gateway: MakeGateway, upstream: Upstream, upstream_b: Upstream,
+@pytest.mark.parametrize(("reply", "ttft"), [
+    (Reply(ttft_delay=2.0), 0.2),  # nothing at all before the timeout
+    # the role announcement (OpenAI's, with "refusal": null) at once, the first word
+    # after 2 s: that announcement is not a first token, so TTFT still fires
+    (Reply(chunk_delay=2.0), 0.3),
+], ids=["silent", "role-chunk-then-stall"])
+def test_ttft_timeout_fails_over_before_first_token(
+    make_gateway: MakeGateway, upstream: Upstream, upstream_b: Upstream, reply: Reply,
+    ttft: float,
 ) -> None:
-    upstream.enqueue(Reply(ttft_delay=2.0))
-    gw = _pair(make_gateway, upstream, upstream_b, ttft_timeout=0.2)
+    upstream.enqueue(reply)
+    gw = _pair(make_gateway, upstream, upstream_b, ttft_timeout=ttft)
     headers, events = _stream(gw)
     assert events[-1] == "[DONE]" and _text(events).strip() == "Hello from the fake upstream."
     assert headers["x-flagman-model"] == "b"
     assert headers["x-flagman-attempts"] == "a:timeout,b:ok"
     row = gw.rows()[-1]
     assert row["status"] == 200 and 150 < row["ttft_ms"] < 5000
-
-
-def test_role_chunk_then_stall_is_not_a_first_token(
-    make_gateway: MakeGateway, upstream: Upstream, upstream_b: Upstream,
-) -> None:
-    """The role announcement arrives at once, the first word after 2 s: TTFT still fires."""
-    upstream.enqueue(Reply(chunk_delay=2.0))
-    gw = _pair(make_gateway, upstream, upstream_b, ttft_timeout=0.3)
-    headers, events = _stream(gw)
-    assert headers["x-flagman-attempts"] == "a:timeout,b:ok"
-    assert _text(events).strip() == "Hello from the fake upstream."
 
 
 def test_cut_after_role_chunk_fails_over(

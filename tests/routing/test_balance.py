@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass
 
 import openai
+import yaml
 from tests.conftest import openai_model
 from tests.fakes.openai_upstream import Reply
 
@@ -65,11 +67,17 @@ def test_sticky_conversation_keeps_its_deployment() -> None:
     first = balance.order("weighted", cands, h, random.Random(), k1)[0].id
     assert all(balance.order("weighted", cands, h, random.Random(), k3)[0].id == first
                for _ in range(20))
-    # if that deployment is gone the conversation moves, others stay put
-    others = [c for c in cands if c.id != first]
-    assert balance.order("weighted", others, h, random.Random(), k1)[0].id != first
     keys = {balance.sticky_key(ChatRequest({"messages": [{"role": "user", "content": str(i)}]}),
                                "conversation") for i in range(50)}
+    # if that deployment is gone, only its conversations move: the others stay put
+    others = [c for c in cands if c.id != first]
+    kept = 0
+    for k in keys:
+        was = balance.order("weighted", cands, h, random.Random(), k)[0].id
+        if was != first:
+            assert balance.order("weighted", others, h, random.Random(), k)[0].id == was
+            kept += 1
+    assert kept >= 25
     spread = Counter(balance.order("weighted", cands, h, random.Random(), k)[0].id for k in keys)
     assert len(spread) == 5  # different conversations still spread out
 
@@ -114,12 +122,25 @@ async def test_latency_aware_moves_traffic_to_fast_deployment(make_gateway, upst
 
 
 def test_weighted_split_over_http_and_reload(make_gateway, upstream, upstream_b) -> None:
-    gw = make_gateway({"models": [openai_model("m", upstream, weight=80),
+    gw = make_gateway({"server": {"reload_interval": 0.05},
+                       "models": [openai_model("m", upstream, weight=80),
                                   openai_model("m", upstream_b, weight=20)]})
     c = openai.OpenAI(base_url=gw.url + "/v1", api_key="x", max_retries=0)
     n = 400
+    sd = math.sqrt(n * 0.2 * 0.8)
     for _ in range(n):
         c.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
     b = len(upstream_b.requests)
-    sd = math.sqrt(n * 0.2 * 0.8)
     assert abs(b - n * 0.2) < 4 * sd, b
+    # a canary promoted by editing the file: the split follows the reloaded weights
+    cfg = yaml.safe_load(gw.config_path.read_text())
+    cfg["models"][0]["weight"], cfg["models"][1]["weight"] = 20, 80
+    gw.config_path.write_text(yaml.safe_dump(cfg))
+    deadline = time.monotonic() + 10
+    while gw.gateway.reloads == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert gw.gateway.reloads == 1
+    for _ in range(n):
+        c.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
+    b2 = len(upstream_b.requests) - b
+    assert abs(b2 - n * 0.8) < 4 * sd, b2

@@ -106,3 +106,13 @@ def test_reject_action(make_gateway, upstream, upstream_b) -> None:
         {"role": "user", "content": "SSN 123-45-6789"}]})
     assert r.status_code == 403 and r.json()["error"]["code"] == "policy_rejected"
     assert "123-45" not in r.text
+
+
+def test_two_policy_steps_redact_what_each_found() -> None:
+    from flagman.routing.policy import _redactor
+
+    first = _redactor(None, [det.BUILTIN["email"]])
+    both = _redactor(first, [det.BUILTIN["card"]])
+    out = both("mail a@b.io, card 4111 1111 1111 1111")
+    assert "a@b.io" not in out and "4111" not in out
+    assert "[REDACTED:email]" in out and "[REDACTED:card]" in out

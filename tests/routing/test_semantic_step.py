@@ -96,7 +96,15 @@ async def test_index_is_cached_on_disk(tmp_path: Path, monkeypatch: pytest.Monke
     step(tmp_path, index_cache=True)
     files = list((tmp_path / "cache" / "semantic").glob("*.npz"))
     assert len(files) == 1
-    again = step(tmp_path, index_cache=True)  # loads the file, still routes correctly
+    # the second build loads the file: building would call SemanticIndex.build again
+    from flagman.routing.semantic_core import SemanticIndex
+
+    def no_build(*a: Any, **k: Any) -> None:
+        raise AssertionError("the cached index was not used")
+
+    monkeypatch.setattr(SemanticIndex, "build", no_build)
+    again = step(tmp_path, index_cache=True, top_k=2)  # scoring-only change: same file
+    assert again.index.params.top_k == 2
     assert await again.decide(req("I lost my card"), Decision("auto")) == "small"
 
 
@@ -160,7 +168,12 @@ def test_index_cache_key_follows_model_file_and_utterances() -> None:
     assert _index_key(a, IndexParams(), routes) == _index_key(a, IndexParams(), routes)
     assert _index_key(a, IndexParams(), routes) != _index_key(
         a, IndexParams(), [Route("r", ["x", "z"], "m")])
-    assert _index_key(a, IndexParams(), routes) != _index_key(a, IndexParams(top_k=5), routes)
+    # the head's training changes the arrays; scoring-time parameters do not
+    assert _index_key(a, IndexParams(), routes) != _index_key(a, IndexParams(head_c=1.0), routes)
+    assert _index_key(a, IndexParams(), routes) != _index_key(
+        a, IndexParams(head_weight=0.0), routes)
+    assert _index_key(a, IndexParams(), routes) == _index_key(
+        a, IndexParams(top_k=5, default_threshold=0.7, candidates=2), routes)
 
 
 async def test_real_minilm_routes_paraphrases(tmp_path: Path) -> None:

@@ -73,13 +73,40 @@ def test_reload_sees_a_rewrite_within_the_same_mtime(make_gateway, upstream) -> 
     assert _wait(lambda: "later" in [m["id"] for m in gw.get("/v1/models").json()["data"]])
 
 
-def test_reload_on_sighup_path(make_gateway, upstream) -> None:
-    """SIGHUP runs this same reload; signal handlers need the main thread, so call it directly."""
-    gw = make_gateway({"server": {"reload_interval": 3600},
-                       "models": [openai_model("m", upstream)]})
-    _rewrite(gw.config_path, lambda c: c["models"].append(openai_model("extra", upstream)))
-    assert gw.call(gw.gateway.reload) is True
-    assert "extra" in [m["id"] for m in gw.get("/v1/models").json()["data"]]
+def test_sighup_reloads_a_running_server(tmp_path, upstream) -> None:  # type: ignore[no-untyped-def]
+    """A real `flagman serve` process and a real signal (handlers need the main thread)."""
+    import signal
+    import socket
+    import subprocess
+    import sys
+
+    from tests.conftest import write_config
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cfg = {"server": {"reload_interval": 3600},  # only the signal can reload it in time
+           "log": {"path": str(tmp_path / "log.db")}, "models": [openai_model("m", upstream)]}
+    path = write_config(tmp_path / "flagman.yaml", cfg)
+    proc = subprocess.Popen([sys.executable, "-m", "flagman", "serve", "--config", str(path),
+                             "--port", str(port), "--log-level", "warning"])
+    url = f"http://127.0.0.1:{port}/v1/models"
+
+    def models() -> list[str]:
+        try:
+            return [m["id"] for m in httpx.get(url, timeout=2).json()["data"]]
+        except httpx.HTTPError:
+            return []
+
+    try:
+        assert _wait(lambda: models() == ["m"], timeout=30)
+        _rewrite(path, lambda c: c["models"].append(openai_model("extra", upstream)))
+        assert models() == ["m"]
+        proc.send_signal(signal.SIGHUP)
+        assert _wait(lambda: "extra" in models())
+    finally:
+        proc.terminate()
+        proc.wait(10)
 
 
 def test_client_disconnect_cancels_upstream(make_gateway, upstream) -> None:

@@ -199,7 +199,6 @@ class MiniLMOnnxEncoder:
         self.name = f"minilm{layers_tag(layers)}" + ("-int8" if quantized else "")
         #: changes whenever the exported graph does: caches of embeddings key on it
         self.fingerprint = f"{path.parent.name}/{path.name}"
-        self.path = path
 
     def _run(self, texts: list[str]) -> np.ndarray:
         # the _fast variant skips character offsets, which nothing here reads

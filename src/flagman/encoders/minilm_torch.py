@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-MODEL_NAME = "all-MiniLM-L6-v2"
 DIM = 384
 
 

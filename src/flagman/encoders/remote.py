@@ -50,7 +50,6 @@ class OpenAIEmbeddingEncoder:
 
     def __init__(
         self, model: str, base_url: str, api_key: str | None = None, *, timeout: float = 30.0,
-        dim: int | None = None,
     ) -> None:
         from openai import OpenAI
 
@@ -60,8 +59,7 @@ class OpenAIEmbeddingEncoder:
         self._client: Any = OpenAI(
             base_url=base_url, api_key=api_key or "unused", timeout=timeout, max_retries=1
         )
-        # dim is only known after a first call unless given; probe lazily
-        self._dim = dim
+        self._dim: int | None = None  # known after a first call: probed lazily
 
     @classmethod
     def from_spec(cls, spec: str, config: Config | None = None) -> OpenAIEmbeddingEncoder:
@@ -76,7 +74,7 @@ class OpenAIEmbeddingEncoder:
         return self._dim
 
     @dim.setter
-    def dim(self, value: int) -> None:
+    def dim(self, value: int) -> None:  # the Encoder protocol declares a plain attribute
         self._dim = value
 
     def encode(self, texts: list[str]) -> np.ndarray:

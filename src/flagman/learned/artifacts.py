@@ -26,6 +26,7 @@ import numpy as np
 from flagman.errors import ConfigError
 from flagman.learned.features import EncoderLoader, Featurizer, default_encoder_loader
 from flagman.learned.routers import Router, router_class
+from flagman.watch import Signature, file_signature
 
 FORMAT = "flagman-learned-router"
 FORMAT_VERSION = 1
@@ -160,39 +161,27 @@ def resolve_router_path(name: str) -> Path:
 
 @dataclass
 class RouterCache:
-    """Loaded routers by path, reloaded only when a file changes (cheap hot-swap).
+    """Loaded routers by path, loaded again only when a file changed.
 
-    Keep one per process/config (e.g. in a BuildContext's resources), not global.
+    A config reload rebuilds every step; unchanged router folders are not read
+    again.  Keep one per process (e.g. in a BuildContext's resources), not global.
     """
 
     encoder_loader: EncoderLoader = default_encoder_loader
-    _entries: dict[str, tuple[tuple[int, ...], Router]] = field(default_factory=dict)
-
-    @staticmethod
-    def fingerprint(folder: Path) -> tuple[int, ...]:
-        out: list[int] = []
-        for name in (META_FILE, WEIGHTS_FILE):
-            try:
-                st = (folder / name).stat()
-            except OSError:
-                return ()
-            out += [st.st_mtime_ns, st.st_size]
-        return tuple(out)
+    _entries: dict[str, tuple[tuple[Signature, ...], Router]] = field(default_factory=dict)
 
     def get(self, name: str) -> Router:
         folder = resolve_router_path(name).resolve()
         key = str(folder)
-        fp = self.fingerprint(folder)
+        fp = tuple(file_signature(folder / f) for f in (META_FILE, WEIGHTS_FILE))
         hit = self._entries.get(key)
-        if hit is not None and fp and hit[0] == fp:
+        if hit is not None and None not in fp and hit[0] == fp:
             return hit[1]
         router = load_router_dir(folder, encoder_loader=self.encoder_loader)
         self._entries[key] = (fp, router)
         return router
 
 
-def load_router(path_or_name: str | Path, cache: RouterCache | None = None) -> Router:
+def load_router(path_or_name: str | Path) -> Router:
     """Load a router folder or a packaged router name ("default")."""
-    if cache is not None:
-        return cache.get(str(path_or_name))
     return load_router_dir(resolve_router_path(str(path_or_name)))

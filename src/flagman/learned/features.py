@@ -91,10 +91,6 @@ class Features:
             return sparse.hstack([self.emb, sparse.csr_matrix(self.extra)], format="csr")
         return np.hstack([self.emb, self.extra]).astype(np.float32)
 
-    def dense_emb(self) -> np.ndarray:
-        e = self.emb
-        return np.asarray(e.toarray() if sparse.issparse(e) else e, dtype=np.float32)
-
 
 @dataclass
 class Featurizer:
@@ -122,10 +118,10 @@ class Featurizer:
         out = {}
         for p in self.parts:
             if p != "tfidf":
-                out[p] = self._encoder(p).name
+                out[p] = self.encoder(p).name
         return out
 
-    def _encoder(self, spec: str) -> Encoder:
+    def encoder(self, spec: str) -> Encoder:
         if spec not in self._encoders:
             self._encoders[spec] = self.encoder_loader(spec)
         return self._encoders[spec]
@@ -187,7 +183,7 @@ class Featurizer:
             elif precomputed is not None and p in precomputed:
                 blocks.append(np.asarray(precomputed[p], dtype=np.float32))
             else:
-                blocks.append(self._encoder(p).encode(texts).astype(np.float32))
+                blocks.append(self.encoder(p).encode(texts).astype(np.float32))
         scale = 1.0 / math.sqrt(len(blocks)) if blocks else 1.0
         if any(sparse.issparse(b) for b in blocks):
             return sparse.hstack([sparse.csr_matrix(b) for b in blocks], format="csr") * scale
@@ -254,7 +250,7 @@ class Featurizer:
     def check_encoders(self, expected: dict[str, str]) -> None:
         """Refuse an encoder whose name differs from the one the router was trained with."""
         for part, name in expected.items():
-            got = self._encoder(part).name
+            got = self.encoder(part).name
             if got != name:
                 raise ValueError(f"encoder {part!r} is {got!r} but the router was trained "
                                  f"with {name!r}")

@@ -142,14 +142,14 @@ class AttemptLoop:
                     continue
                 return None
             if not self.attempts:
-                self.budget.record_first(entry.id, self.retry)
+                self.budget.record_first(entry.id)
                 return entry
             if not self._class_allows(p.last):
                 return None
             if entry.id not in p.ever:  # failover to a deployment not tried yet: free
-                self.budget.record_first(entry.id, self.retry)
+                self.budget.record_first(entry.id)
                 return entry
-            if p.retries >= self.max_attempts or not self.budget.try_spend(entry.id, self.retry):
+            if p.retries >= self.max_attempts or not self.budget.try_spend(entry.id):
                 return None
             await asyncio.sleep(backoff_delay(p.retries, self.retry, self.rng))
             p.retries += 1

@@ -48,7 +48,7 @@ def second_choice(
     for e in plan:
         if (e.group == entry.group and e.id not in p.ever and loop.eligible(e, p)
                 and loop.health.available(e.id)):
-            return e if loop.budget.try_spend(e.id, loop.retry) else None
+            return e if loop.budget.try_spend(e.id) else None
     return None
 
 

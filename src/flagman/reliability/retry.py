@@ -71,13 +71,12 @@ class RetryBudget:
             w = self._windows[dep] = _Window()
         return w
 
-    def record_first(self, dep: str, cfg: RetryConfig | None = None) -> None:
-        window = (cfg or self.cfg).budget_window
-        self._window(dep)._current(self.clock(), window)[1] += 1
+    def record_first(self, dep: str) -> None:
+        self._window(dep)._current(self.clock(), self.cfg.budget_window)[1] += 1
 
-    def try_spend(self, dep: str, cfg: RetryConfig | None = None) -> bool:
+    def try_spend(self, dep: str) -> bool:
         """Take one extra send to `dep` from its budget; False when it is used up."""
-        c = cfg or self.cfg
+        c = self.cfg  # the gateway swaps it on reload
         w = self._window(dep)
         now = self.clock()
         firsts, extras = w.totals(now, c.budget_window)

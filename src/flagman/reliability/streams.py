@@ -35,9 +35,9 @@ def is_preamble(chunk: Chunk) -> bool:
         if not isinstance(ch, dict) or ch.get("finish_reason") is not None:
             return False
         delta = ch.get("delta")
-        if not isinstance(delta, dict) or delta.get("content"):
-            return False
-        if any(k not in ("role", "content") for k in delta):
+        # OpenAI's first chunk is {"role": "assistant", "content": "", "refusal": null}:
+        # empty values carry nothing, whatever their key
+        if not isinstance(delta, dict) or any(v for k, v in delta.items() if k != "role"):
             return False
     return True
 

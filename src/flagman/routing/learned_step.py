@@ -15,35 +15,43 @@ Many models (predicted quality per model, then a policy)::
         models: {artifact-model-name: config-group-name, ...}
 
 The router artifact is loaded when the config is built (so a bad folder is a
-config error) through a `RouterCache` shared in `ctx.resources`; each request
-re-checks the files' mtimes, so replacing the folder hot-swaps the router.
+config error) through a `RouterCache` shared in `ctx.resources`.  Its files are
+in the step's `watched` list: the gateway's config watcher reloads when they
+change, off the event loop and with every check redone, so replacing the folder
+hot-swaps the router and a half-written one is rejected like a broken config.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
 from typing import Any
 
 import numpy as np
 
+from flagman.encoders.registry import is_fast, load_encoder
 from flagman.errors import ConfigError
-from flagman.learned.artifacts import RouterCache
+from flagman.learned.artifacts import META_FILE, WEIGHTS_FILE, RouterCache, resolve_router_path
+from flagman.learned.importers import DEFAULT_OUTPUT_TOKENS
 from flagman.learned.policy import Policy, choose
 from flagman.learned.routers import Router
 from flagman.routing.base import BuildContext, Step
 from flagman.types import ChatRequest, Decision
 
 CACHE_KEY = "learned:router-cache"
-ASSUMED_OUTPUT_TOKENS = 256
 _PAIR_KEYS = {"router", "threshold", "strong", "weak", "pair"}
 _MANY_KEYS = {"router", "policy", "models"}
 
 
-def router_cache(resources: dict[str, Any]) -> RouterCache:
-    cache = resources.get(CACHE_KEY)
+def router_cache(ctx: BuildContext) -> RouterCache:
+    cache = ctx.resources.get(CACHE_KEY)
     if not isinstance(cache, RouterCache):
-        cache = RouterCache()
-        resources[CACHE_KEY] = cache
+        # encoders through the shared registry: a router on minilm reuses the semantic
+        # step's session, and openai:<model>@<group> finds its group in the config
+        cache = RouterCache(encoder_loader=functools.partial(
+            load_encoder, resources=ctx.resources, config=ctx.config))
+        ctx.resources[CACHE_KEY] = cache
     return cache
 
 
@@ -61,17 +69,26 @@ class LearnedStep(Step):
             raise ctx.error(f"unknown key(s) {', '.join(sorted(unknown))} "
                             f"(allowed: {', '.join(sorted(allowed))})")
         self.router_name = str(spec.get("router", "default"))
-        self.cache = router_cache(ctx.resources)
+        folder = resolve_router_path(self.router_name).resolve()
         try:
-            router = self.cache.get(self.router_name)
+            router = self.router = router_cache(ctx).get(str(folder))
         except ConfigError as exc:
             raise ctx.error(exc.message, ".router") from None
+        self.watched = [folder / META_FILE, folder / WEIGHTS_FILE]
         if self.many:
             self._build_many(spec, router, ctx)
         else:
             self._build_pair(spec, router, ctx)
-        # dense neural encoders take milliseconds: keep them off the event loop
-        self.inline = router.featurizer.parts == ["tfidf"]
+        # inline only when every part is cheap; knn and sw_ranking scan their training
+        # prompts (~12 ms), so they go to a thread whatever the encoder
+        self.inline = router.fast and all(
+            p == "tfidf" or is_fast(router.featurizer.encoder(p)) for p in router.featurizer.parts)
+
+    def at_threshold(self, threshold: float) -> LearnedStep:
+        """This step with another threshold (RouteLLM-style names carry their own)."""
+        step = copy.copy(self)
+        step.threshold = threshold
+        return step
 
     def _build_pair(self, spec: dict[str, Any], router: Router, ctx: BuildContext) -> None:
         for key in ("strong", "weak"):
@@ -110,6 +127,7 @@ class LearnedStep(Step):
                                 f"({', '.join(router.models)})", f".models.{art}")
             self.targets[str(art)] = ctx.check_target(str(group), f".models.{art}")
         self.prices = self._group_prices(ctx)
+        self.columns = [router.index(m) for m in self.targets]  # artifact column per target
 
     def _group_prices(self, ctx: BuildContext) -> np.ndarray:
         """(m, 2) input/output USD per 1M tokens of each target group's first deployment."""
@@ -125,9 +143,9 @@ class LearnedStep(Step):
             p = float(router.pair_scores(router.featurize([text]), s, w)[0])
             to = self.strong if p >= self.threshold else self.weak
             return {"to": to, "scores": {"strong": round(p, 4)}, "threshold": self.threshold}
-        cols = [router.index(m) for m in self.targets]
-        pred = router.score_texts([text])[:, cols]
-        costs = (tokens * self.prices[:, 0] + ASSUMED_OUTPUT_TOKENS * self.prices[:, 1]) / 1e6
+        pred = router.score_texts([text])[:, self.columns]
+        # output length is unknown before generation: the importers' assumption
+        costs = (tokens * self.prices[:, 0] + DEFAULT_OUTPUT_TOKENS * self.prices[:, 1]) / 1e6
         j = int(choose(pred, costs, self.policy)[0])
         groups = list(self.targets.values())
         return {"to": groups[j], "policy": self.policy.describe(),
@@ -138,11 +156,11 @@ class LearnedStep(Step):
         if not text:
             decision.trace(self.kind, "passed", reason="no user text")
             return None
-        router = self.cache.get(self.router_name)  # two stat() calls unless the files changed
         if self.inline:
-            out = self.score(router, text, req.estimated_prompt_tokens)
+            out = self.score(self.router, text, req.estimated_prompt_tokens)
         else:
-            out = await asyncio.to_thread(self.score, router, text, req.estimated_prompt_tokens)
+            out = await asyncio.to_thread(self.score, self.router, text,
+                                          req.estimated_prompt_tokens)
         decision.scores["learned"] = out["scores"]
         decision.trace(self.kind, "matched", **out)
         return str(out["to"])

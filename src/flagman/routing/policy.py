@@ -18,6 +18,7 @@ the prompt with matched values replaced by `[REDACTED:kind]`.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from flagman.errors import PermissionDeniedError
@@ -26,6 +27,18 @@ from flagman.routing.base import BuildContext, Step
 from flagman.types import ChatRequest, Decision
 
 KEYS = {"detectors", "custom", "require_tags", "to", "action"}
+
+
+def _redactor(
+    earlier: Callable[[str], str] | None, detectors: list[Callable[[str], list[det.Match]]]
+) -> Callable[[str], str]:
+    """Redact what `detectors` find, after what earlier policy steps redact."""
+
+    def redact(text: str) -> str:
+        text = earlier(text) if earlier is not None else text
+        return det.redact(text, det.scan(text, detectors))
+
+    return redact
 
 
 class PolicyStep(Step):
@@ -64,7 +77,7 @@ class PolicyStep(Step):
             return None
         kinds = dict(Counter(m.kind for m in matches))
         decision.redactions = sorted(set(decision.redactions) | set(kinds))
-        decision.redact = lambda s: det.redact(s, det.scan(s, self.detectors))
+        decision.redact = _redactor(decision.redact, self.detectors)
         if self.action == "reject":
             decision.trace("policy", "rejected", found=kinds)
             raise PermissionDeniedError(

@@ -32,7 +32,6 @@ import asyncio
 import hashlib
 import json
 import logging
-from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -60,10 +59,15 @@ def _number(spec: dict[str, Any], key: str, default: float, ctx: BuildContext,
 
 
 def _index_key(enc: Encoder, params: IndexParams, routes: list[Route]) -> str:
+    """What the stored arrays depend on: the vectors and the head's training.
+
+    Not top_k, thresholds or the shortlist size: they act at scoring time, and
+    editing one must not re-encode 10,000 utterances on the next reload.
+    """
     fingerprint = str(getattr(enc, "fingerprint", ""))  # the model file, for local models
+    head = [params.head_weight > 0, params.head_c, params.min_head_examples]
     blob = json.dumps(
-        [enc.name, fingerprint, asdict(params), [[r.name, r.utterances] for r in routes]],
-        sort_keys=True,
+        [enc.name, fingerprint, head, [[r.name, r.utterances] for r in routes]], sort_keys=True
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
@@ -85,6 +89,7 @@ def build_index(
         if path.exists():
             try:
                 idx = SemanticIndex.load(path)
+                idx.params = params  # scoring-time parameters are today's, not the file's
                 idx.thresholds = np.array(
                     [thresholds.get(r, params.default_threshold) for r in idx.routes], np.float32
                 )
@@ -184,8 +189,3 @@ class SemanticStep(Step):
             return self.fallback
         decision.trace(self.kind, "out_of_scope", best=pred.best, **detail)
         return None
-
-    async def aclose(self) -> None:
-        close = getattr(self.encoder, "close", None)
-        if callable(close):
-            close()

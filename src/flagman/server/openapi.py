@@ -209,10 +209,5 @@ def openapi_bytes() -> bytes:
     return orjson.dumps(doc)
 
 
-def openapi_document() -> dict[str, Any]:
-    doc: dict[str, Any] = orjson.loads(openapi_bytes())
-    return doc
-
-
 async def openapi_json(request: Request) -> Response:
     return Response(openapi_bytes(), media_type=JSON)

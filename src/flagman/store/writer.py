@@ -1,8 +1,9 @@
 """A batching writer that keeps the request log and metrics off the request path.
 
 Handlers call `submit(record)` (a non-blocking queue put).  One background
-task drains the queue in batches: in-memory sinks (metrics) run on the loop,
-the store's `write` runs in a thread so SQLite never blocks a request.
+task drains the queue in batches and hands each batch to a worker thread,
+where the sinks (metrics) and then the store's `write` run, so neither SQLite
+nor building metric samples runs on the event loop.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class BatchWriter:
         self,
         store: LogStore,
         *,
-        batch_size: int = 256,
+        batch_size: int = 1000,  # = LogConfig.batch_size
         flush_interval: float = 0.2,
         sinks: list[Sink] | None = None,
         max_queue: int = 100_000,
@@ -53,7 +54,7 @@ class BatchWriter:
             self._queue.put_nowait(record)
             self._idle.clear()
         except asyncio.QueueFull:
-            # Dropping a log row beats blocking a request; the count is exported as a metric.
+            # Dropping a log row beats blocking a request; the count is shown on /readyz.
             self.dropped += 1
 
     async def _run(self) -> None:

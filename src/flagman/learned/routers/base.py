@@ -40,6 +40,9 @@ class Router(ABC):
     """A fitted scorer over a fixed list of models."""
 
     kind: ClassVar[str] = ""
+    #: scoring one prompt takes well under a millisecond beyond featurising it; False
+    #: for routers that scan their training prompts (they run in a worker thread)
+    fast: ClassVar[bool] = True
 
     def __init__(self, models: Sequence[str], featurizer: Featurizer,
                  params: dict[str, Any] | None = None) -> None:

@@ -43,6 +43,7 @@ def unpack_matrix(prefix: str, arrays: dict[str, np.ndarray]) -> Matrix:
 
 class KnnRouter(Router):
     kind = "knn"
+    fast = False  # a similarity scan over every training prompt per query
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:

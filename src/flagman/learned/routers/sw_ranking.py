@@ -44,6 +44,7 @@ def bradley_terry(wins: np.ndarray, iters: int = 60) -> np.ndarray:
 
 class SwRankingRouter(Router):
     kind = "sw_ranking"
+    fast = False  # a similarity scan over every training prompt per query
 
     @classmethod
     def default_params(cls) -> dict[str, Any]:
