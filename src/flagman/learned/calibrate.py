@@ -19,8 +19,8 @@ _NAME = re.compile(r"^router-([a-z][a-z0-9_]*)-((?:0|1)?(?:\.\d+)?)$")
 def threshold_for_share(scores: np.ndarray, strong_fraction: float) -> float:
     """The threshold t such that about `strong_fraction` of `scores` are >= t.
 
-    Prompts with tied scores go together, so the share reached is the nearest
-    achievable one at or above the request.
+    The request is rounded to the nearest whole number of prompts; prompts with
+    tied scores go together, so ties can push the share reached above that.
     """
     if not 0.0 <= strong_fraction <= 1.0:
         raise ValueError("strong fraction must be in [0, 1]")

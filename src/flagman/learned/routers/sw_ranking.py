@@ -54,6 +54,7 @@ class SwRankingRouter(Router):
     def fit(self, feats: Features, y: np.ndarray, progress: Progress | None = None) -> None:
         self.base = feats.emb
         self.wins = win_tables(np.asarray(y, dtype=np.float32)).reshape(len(y), -1)
+        self._set_global()
         if progress:
             progress(1.0)
 
@@ -66,8 +67,7 @@ class SwRankingRouter(Router):
         w = np.exp(float(self.params["beta"]) * (s - s.max(axis=1, keepdims=True)))
         tables = np.einsum("qk,qkd->qd", w, self.wins[idx]).reshape(-1, m, m)
         # a share of the global tables keeps the fit defined and pulls it to the average
-        glob = self.wins.mean(axis=0).reshape(m, m)
-        tables += float(self.params["prior"]) * w.sum(axis=1)[:, None, None] * glob
+        tables += float(self.params["prior"]) * w.sum(axis=1)[:, None, None] * self.global_wins
         tables += 1e-3 * (1.0 - np.eye(m))
         return bradley_terry(tables)
 
@@ -93,3 +93,9 @@ class SwRankingRouter(Router):
         m = len(self.models)
         if self.wins.shape != (self.base.shape[0], m * m):
             raise ValueError("SW-ranking battle table does not match its prompts or models")
+        self._set_global()
+
+    def _set_global(self) -> None:
+        # the mean over every battle does not depend on the query: once per fit or load
+        m = len(self.models)
+        self.global_wins = self.wins.mean(axis=0).reshape(m, m)
